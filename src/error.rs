@@ -1,0 +1,105 @@
+//! Every way gptbuild can fail, as values. `main` prints one line per error and picks the exit
+//! code; nothing user-controlled is allowed to panic.
+
+use std::path::PathBuf;
+
+/// The crate-wide result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A problem with a spec, naming the offending field by its YAML path (`model.block.attention`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct SpecError {
+    /// Dotted path of the field, e.g. `training.learning_rate`.
+    pub field: String,
+    /// What is wrong and, where possible, what would be right.
+    pub message: String,
+}
+
+impl SpecError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("spec {path}: {source}")]
+    SpecRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("spec {path}: {message}")]
+    SpecSyntax { path: PathBuf, message: String },
+
+    #[error("spec {path}: {source}")]
+    SpecInvalid { path: PathBuf, source: SpecError },
+
+    #[error("no spec named {name:?}: not a file here, nor in architectures/")]
+    SpecNotFound { name: String },
+
+    #[error("corpus {path}: {message}")]
+    Corpus { path: PathBuf, message: String },
+
+    #[error("the {split} split has {len} characters, too few for block_size {block_size}")]
+    CorpusTooShort {
+        split: &'static str,
+        len: usize,
+        block_size: i64,
+    },
+
+    #[error("download of {url} failed: {message}")]
+    Download { url: String, message: String },
+
+    #[error("download of {url} has sha256 {actual}, expected {expected}; the file was not kept")]
+    Checksum {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("text contains {character:?}, which is not in the model's vocabulary")]
+    OutOfVocabulary { character: char },
+
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint { path: PathBuf, message: String },
+
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("device: {0}")]
+    Device(String),
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+impl Error {
+    /// Wraps an I/O error with what we were doing when it happened.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Io { context, source }
+    }
+}
+
+impl SpecError {
+    /// Prefixes the field path with the enclosing section: `head_size` within `model.block.attention`.
+    pub fn within(mut self, section: &str) -> Self {
+        self.field = if self.field.is_empty() {
+            section.to_string()
+        } else {
+            format!("{section}.{}", self.field)
+        };
+        self
+    }
+}

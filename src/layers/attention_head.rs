@@ -1,0 +1,90 @@
+//! One causal self-attention head (Vaswani et al. 2017, "Attention Is All You Need", arXiv 1706.03762).
+//!
+//! Every token emits a query ("what am I looking for"), a key ("what do I contain") and a value
+//! ("what I will tell you"). A token's output is the average of the values of the tokens at or
+//! before it, weighted by softmax(q·k / √head_size); the causal mask hides the future, so the model
+//! can be trained to predict every next character of a sequence at once.
+//! Shapes: `[B, T, C] -> [B, T, head_size]`.
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Module, ModuleT};
+use tch::{Kind, Tensor};
+
+use super::linear::Linear;
+use super::{require_positive, AttentionKind, Dims, Layer};
+use crate::error::SpecError;
+
+/// `attention: {kind: head, head_size: 32}`: a single head, as in the course's first step.
+/// Without an output projection its width must equal `n_embd`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SingleHead {
+    /// Width of queries, keys and values; defaults to `n_embd`.
+    #[serde(default)]
+    pub head_size: Option<i64>,
+}
+
+#[typetag::serde(name = "head")]
+impl AttentionKind for SingleHead {
+    fn resolve(&mut self, dims: &Dims) -> Result<(), SpecError> {
+        let head_size = *self.head_size.get_or_insert(dims.n_embd);
+        require_positive("head_size", head_size)
+    }
+
+    fn output_width(&self, dims: &Dims) -> i64 {
+        self.head_size.unwrap_or(dims.n_embd)
+    }
+
+    fn build(&self, path: &nn::Path, dims: &Dims) -> Layer {
+        Box::new(AttentionHead::new(path, dims, self.output_width(dims)))
+    }
+}
+
+#[derive(Debug)]
+pub struct AttentionHead {
+    key: Linear,
+    query: Linear,
+    value: Linear,
+    /// `[block_size, block_size]`, true above the diagonal: the positions a token may not see.
+    future: Tensor,
+    scale: f64,
+    dropout: f64,
+}
+
+impl AttentionHead {
+    /// Creates `key`, `query` and `value` projections (no bias, as in the course) under `path`.
+    pub fn new(path: &nn::Path, dims: &Dims, head_size: i64) -> Self {
+        let future = Tensor::ones(
+            [dims.block_size, dims.block_size],
+            (Kind::Bool, path.device()),
+        )
+        .triu(1);
+        AttentionHead {
+            key: Linear::new(&(path / "key"), dims.n_embd, head_size, false),
+            query: Linear::new(&(path / "query"), dims.n_embd, head_size, false),
+            value: Linear::new(&(path / "value"), dims.n_embd, head_size, false),
+            future,
+            scale: (head_size as f64).powf(-0.5),
+            dropout: dims.dropout,
+        }
+    }
+}
+
+impl ModuleT for AttentionHead {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let t = x.size()[1];
+        let k = self.key.forward(x);
+        let q = self.query.forward(x);
+        let v = self.value.forward(x);
+        // Affinities between every pair of tokens, scaled so the softmax does not saturate at init.
+        let scores = q.matmul(&k.transpose(-2, -1)) * self.scale;
+        let future = self.future.narrow(0, 0, t).narrow(1, 0, t);
+        let mut weights = scores
+            .masked_fill(&future, f64::NEG_INFINITY)
+            .softmax(-1, Kind::Float);
+        if self.dropout > 0.0 {
+            weights = weights.dropout(self.dropout, train);
+        }
+        weights.matmul(&v)
+    }
+}

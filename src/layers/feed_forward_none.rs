@@ -1,0 +1,18 @@
+//! No feed-forward sub-layer: the block is attention only, as in the course's first two steps.
+
+use serde::{Deserialize, Serialize};
+use tch::nn;
+
+use super::{Dims, FeedForwardKind, Layer};
+
+/// `feed_forward: {kind: none}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoFeedForward {}
+
+#[typetag::serde(name = "none")]
+impl FeedForwardKind for NoFeedForward {
+    fn build(&self, _path: &nn::Path, _dims: &Dims) -> Option<Layer> {
+        None
+    }
+}

@@ -1,0 +1,113 @@
+//! The transformer, one concept per file, in the order a reader meets them:
+//!
+//! | file | concept |
+//! |---|---|
+//! | [`linear`] | the affine map every other layer is made of |
+//! | [`token_embedding`] | characters become vectors |
+//! | [`position_learned`] | where a character sits, learned (GPT) |
+//! | [`attention_head`] | one causal self-attention head: tokens talk to their past |
+//! | [`multi_head_attention`] | several heads side by side, optionally projected back |
+//! | [`feed_forward_none`], [`feed_forward_linear`], [`feed_forward_mlp`] | tokens think on their own |
+//! | [`layer_norm`] | keep activations well scaled |
+//! | [`block`] | communication + computation, with optional residuals and norms |
+//!
+//! Each *kind* a spec can name (`position: {kind: learned}`, `feed_forward: {kind: mlp}`, …) is a
+//! serde struct registered with [`typetag`] under that name, living in the same file as the layer
+//! it builds. Adding a kind is a new file here plus its `mod` line: the spec parser, the resolved
+//! spec and the checkpoint metadata pick it up through the registry.
+
+use std::fmt::Debug;
+
+use tch::nn;
+use tch::Tensor;
+
+use crate::error::SpecError;
+
+pub mod attention_head;
+pub mod block;
+pub mod feed_forward_linear;
+pub mod feed_forward_mlp;
+pub mod feed_forward_none;
+pub mod layer_norm;
+pub mod linear;
+pub mod multi_head_attention;
+pub mod position_learned;
+pub mod token_embedding;
+
+/// The sizes every layer builds itself from, fixed by the spec and the corpus.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dims {
+    /// Number of distinct tokens (characters of the corpus).
+    pub vocab_size: i64,
+    /// Longest context the model attends over.
+    pub block_size: i64,
+    /// Width of the residual stream, C.
+    pub n_embd: i64,
+    /// Dropout probability at every site (attention weights, sub-layer outputs).
+    pub dropout: f64,
+}
+
+/// A layer that can be run in training mode (dropout on) or evaluation mode (dropout off).
+pub type Layer = Box<dyn nn::ModuleT>;
+
+/// How the model learns where each token sits. Registered kinds: `learned`.
+#[typetag::serde(tag = "kind")]
+pub trait PositionKind: Debug + Send + Sync {
+    /// Checks the kind's own fields against the model's sizes.
+    fn resolve(&mut self, _dims: &Dims) -> Result<(), SpecError> {
+        Ok(())
+    }
+    /// Builds the layer under `path`.
+    fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn PositionalEncoding>;
+}
+
+/// A built positional scheme.
+pub trait PositionalEncoding: Debug + Send {
+    /// The `[t, n_embd]` vectors added to the token embeddings of positions `0..t`.
+    fn embedding(&self, t: i64) -> Tensor;
+}
+
+/// How tokens exchange information. Registered kinds: `head`, `multi_head`.
+#[typetag::serde(tag = "kind")]
+pub trait AttentionKind: Debug + Send + Sync {
+    /// Fills in derived sizes (e.g. the head size) and checks the kind's own fields.
+    fn resolve(&mut self, dims: &Dims) -> Result<(), SpecError>;
+    /// Width of the output, which the rest of the block expects to be `n_embd`.
+    fn output_width(&self, dims: &Dims) -> i64;
+    /// Builds the layer under `path`: `[B, T, C] -> [B, T, output_width]`.
+    fn build(&self, path: &nn::Path, dims: &Dims) -> Layer;
+}
+
+/// The per-token computation after attention. Registered kinds: `none`, `linear`, `mlp`.
+#[typetag::serde(tag = "kind")]
+pub trait FeedForwardKind: Debug + Send + Sync {
+    /// Fills in derived sizes and checks the kind's own fields.
+    fn resolve(&mut self, _dims: &Dims) -> Result<(), SpecError> {
+        Ok(())
+    }
+    /// Builds the layer under `path` (`[B, T, C] -> [B, T, C]`), or `None` for no sub-layer.
+    fn build(&self, path: &nn::Path, dims: &Dims) -> Option<Layer>;
+}
+
+/// A normalisation layer. Registered kinds: `layernorm`.
+#[typetag::serde(tag = "kind")]
+pub trait NormKind: Debug + Send + Sync {
+    /// Checks the kind's own fields.
+    fn resolve(&mut self) -> Result<(), SpecError> {
+        Ok(())
+    }
+    /// Builds the layer under `path`, normalising the last dimension of size `width`.
+    fn build(&self, path: &nn::Path, width: i64) -> Layer;
+}
+
+/// Checks that a size is at least 1, naming the field otherwise.
+pub fn require_positive(field: &str, value: i64) -> Result<(), SpecError> {
+    if value >= 1 {
+        Ok(())
+    } else {
+        Err(SpecError::new(
+            field,
+            format!("must be at least 1, got {value}"),
+        ))
+    }
+}

@@ -1,0 +1,98 @@
+//! Multi-head attention (Vaswani et al. 2017, arXiv 1706.03762, §3.2.2): several independent heads
+//! attend in parallel, each in its own `head_size`-wide subspace, and their outputs are concatenated.
+//! With `projection: true` a Linear (then dropout) maps the concatenation back into the residual
+//! stream, which is what lets a residual block mix what the heads found.
+//! Shapes: `[B, T, C] -> [B, T, n_head·head_size]`, or `[B, T, C]` with the projection.
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Module, ModuleT};
+use tch::Tensor;
+
+use super::attention_head::AttentionHead;
+use super::linear::Linear;
+use super::{require_positive, AttentionKind, Dims, Layer};
+use crate::error::SpecError;
+
+/// `attention: {kind: multi_head, n_head: 4, head_size: 8, projection: true}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiHead {
+    /// Number of heads.
+    pub n_head: i64,
+    /// Width of each head; defaults to `n_embd / n_head`, which must then divide exactly.
+    #[serde(default)]
+    pub head_size: Option<i64>,
+    /// Project the concatenated heads back to `n_embd` with a Linear (bias) + dropout.
+    #[serde(default = "default_projection")]
+    pub projection: bool,
+}
+
+fn default_projection() -> bool {
+    true
+}
+
+#[typetag::serde(name = "multi_head")]
+impl AttentionKind for MultiHead {
+    fn resolve(&mut self, dims: &Dims) -> Result<(), SpecError> {
+        require_positive("n_head", self.n_head)?;
+        let head_size = match self.head_size {
+            Some(size) => size,
+            None if dims.n_embd % self.n_head == 0 => dims.n_embd / self.n_head,
+            None => {
+                return Err(SpecError::new(
+                    "n_head",
+                    format!(
+                        "n_embd ({}) is not divisible by n_head ({}); give head_size explicitly",
+                        dims.n_embd, self.n_head
+                    ),
+                ))
+            }
+        };
+        self.head_size = Some(head_size);
+        require_positive("head_size", head_size)
+    }
+
+    fn output_width(&self, dims: &Dims) -> i64 {
+        if self.projection {
+            dims.n_embd
+        } else {
+            self.n_head * self.head_size.unwrap_or(dims.n_embd / self.n_head.max(1))
+        }
+    }
+
+    fn build(&self, path: &nn::Path, dims: &Dims) -> Layer {
+        let head_size = self.head_size.unwrap_or(dims.n_embd / self.n_head.max(1));
+        let heads = (0..self.n_head)
+            .map(|i| AttentionHead::new(&(path / "heads" / i), dims, head_size))
+            .collect();
+        let projection = self
+            .projection
+            .then(|| Linear::new(&(path / "proj"), self.n_head * head_size, dims.n_embd, true));
+        Box::new(MultiHeadAttention {
+            heads,
+            projection,
+            dropout: dims.dropout,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct MultiHeadAttention {
+    heads: Vec<AttentionHead>,
+    projection: Option<Linear>,
+    dropout: f64,
+}
+
+impl ModuleT for MultiHeadAttention {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let outputs: Vec<Tensor> = self.heads.iter().map(|h| h.forward_t(x, train)).collect();
+        let concatenated = Tensor::cat(&outputs, -1);
+        match &self.projection {
+            Some(projection) if self.dropout > 0.0 => projection
+                .forward(&concatenated)
+                .dropout(self.dropout, train),
+            Some(projection) => projection.forward(&concatenated),
+            None => concatenated,
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! Learned absolute positions (GPT; Radford et al. 2018): one trainable vector per position
+//! `0..block_size`, added to the token embeddings so that attention can tell "before" from "after".
+//!
+//! Shapes: `t -> [t, C]`. The model cannot look further back than `block_size` tokens, since there
+//! is no vector for position `block_size`.
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Init};
+use tch::Tensor;
+
+use super::{Dims, PositionKind, PositionalEncoding};
+
+/// `position: {kind: learned}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Learned {}
+
+#[typetag::serde(name = "learned")]
+impl PositionKind for Learned {
+    fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn PositionalEncoding> {
+        let normal = Init::Randn {
+            mean: 0.0,
+            stdev: 1.0,
+        };
+        Box::new(LearnedPositions {
+            weight: path.var("weight", &[dims.block_size, dims.n_embd], normal),
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct LearnedPositions {
+    /// `[block_size, C]`, initialised N(0, 1) like `nn.Embedding`.
+    pub weight: Tensor,
+}
+
+impl PositionalEncoding for LearnedPositions {
+    fn embedding(&self, t: i64) -> Tensor {
+        // A slice of the table is the same as embedding `arange(t)`, without building the ids.
+        debug_assert!(
+            t <= self.weight.size()[0],
+            "{t} positions, table has {:?}",
+            self.weight.size()
+        );
+        self.weight.narrow(0, 0, t)
+    }
+}

@@ -1,0 +1,23 @@
+//! gptbuild: decoder-only GPT language models from declarative YAML specs, trained on a character
+//! corpus (Tiny Shakespeare) with libtorch through tch.
+//!
+//! The flow: [`spec`] (what to build, validated) → [`layers`] / [`model`] (the built network) →
+//! [`train`] (AdamW from [`optim`] on batches from [`data`]) → [`checkpoint`] and [`sample`].
+//! [`run`] ties them together for `gptbuild run`; [`cli`] is the command line.
+
+pub mod checkpoint;
+pub mod cli;
+pub mod data;
+pub mod error;
+pub mod layers;
+pub mod model;
+pub mod optim;
+pub mod run;
+pub mod run_dir;
+pub mod sample;
+pub mod spec;
+pub mod summary;
+pub mod train;
+pub mod vocab;
+
+pub use error::{Error, Result};

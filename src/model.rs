@@ -1,0 +1,81 @@
+//! The GPT: embeddings, a stack of blocks, an optional final norm and the language-model head.
+//!
+//! `ids [B, T] -> logits [B, T, vocab]`: the logits at position t score every possible next
+//! character given characters `0..=t`. Variable paths are the checkpoint's tensor names
+//! (`blocks.2.attn.heads.0.key.weight`), so an exported checkpoint reads naturally from PyTorch.
+
+use tch::nn::{self, Module, ModuleT};
+use tch::{Reduction, Tensor};
+
+use crate::layers::block::Block;
+use crate::layers::linear::Linear;
+use crate::layers::token_embedding::TokenEmbedding;
+use crate::layers::{Dims, Layer, PositionalEncoding};
+use crate::spec::ModelSpec;
+
+#[derive(Debug)]
+pub struct Gpt {
+    token_embedding: TokenEmbedding,
+    position: Box<dyn PositionalEncoding>,
+    blocks: Vec<Block>,
+    final_norm: Option<Layer>,
+    lm_head: Linear,
+    dims: Dims,
+}
+
+impl Gpt {
+    /// Builds the model described by a *resolved* spec under `root`.
+    pub fn new(root: &nn::Path, spec: &ModelSpec, dims: Dims) -> Self {
+        Gpt {
+            token_embedding: TokenEmbedding::new(
+                &(root / "token_embedding"),
+                dims.vocab_size,
+                dims.n_embd,
+            ),
+            position: spec.position.build(&(root / "position"), &dims),
+            blocks: (0..spec.n_layer)
+                .map(|i| spec.block.build(&(root / "blocks" / i), &dims))
+                .collect(),
+            final_norm: spec
+                .final_norm
+                .as_ref()
+                .map(|norm| norm.build(&(root / "final_norm"), dims.n_embd)),
+            lm_head: Linear::new(&(root / "lm_head"), dims.n_embd, dims.vocab_size, true),
+            dims,
+        }
+    }
+
+    pub fn dims(&self) -> &Dims {
+        &self.dims
+    }
+
+    /// Next-token logits `[B, T, vocab]` for ids `[B, T]`, `T <= block_size`; dropout only if `train`.
+    pub fn forward_t(&self, ids: &Tensor, train: bool) -> Tensor {
+        let t = ids.size()[1];
+        let mut x = self.token_embedding.forward(ids) + self.position.embedding(t);
+        for block in &self.blocks {
+            x = block.forward_t(&x, train);
+        }
+        if let Some(norm) = &self.final_norm {
+            x = norm.forward_t(&x, train);
+        }
+        self.lm_head.forward(&x)
+    }
+
+    /// Mean cross-entropy of `logits [B, T, V]` against `targets [B, T]`.
+    pub fn loss(logits: &Tensor, targets: &Tensor) -> Tensor {
+        Self::loss_with(logits, targets, Reduction::Mean)
+    }
+
+    /// Cross-entropy with the given reduction (`Sum` lets evaluation average over chunks exactly).
+    pub fn loss_with(logits: &Tensor, targets: &Tensor, reduction: Reduction) -> Tensor {
+        let vocab = logits.size()[2];
+        logits.reshape([-1, vocab]).cross_entropy_loss::<Tensor>(
+            &targets.reshape([-1]),
+            None,
+            reduction,
+            -100,
+            0.0,
+        )
+    }
+}

@@ -1,0 +1,452 @@
+//! The spec: *what* to build and how to train it, as written in YAML. It is the single source of
+//! truth — parsed strictly (unknown keys are errors), resolved (every default and derived size
+//! written out) and validated before anything is built, then stored with every run and checkpoint.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result, SpecError};
+use crate::layers::block::BlockSpec;
+use crate::layers::position_learned::Learned;
+use crate::layers::{require_positive, Dims, NormKind, PositionKind};
+
+/// Where bare spec names (`task06.yaml`, `task06`) are looked up.
+pub const ARCHITECTURES_DIR: &str = "architectures";
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Names the run directory `runs/<name>/`; defaults to the file's stem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub data: DataSpec,
+    pub model: ModelSpec,
+    #[serde(default)]
+    pub training: TrainingSpec,
+    #[serde(default)]
+    pub sampling: SamplingSpec,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// The corpus; `--data` and `GPTBUILD_DATA` take precedence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// The first `train_fraction` of the tokens train, the rest validate.
+    #[serde(default = "default_train_fraction")]
+    pub train_fraction: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Longest context, in characters.
+    pub block_size: i64,
+    /// Width of the residual stream.
+    pub n_embd: i64,
+    /// Dropout at every site (attention weights, attention and feed-forward outputs).
+    #[serde(default)]
+    pub dropout: f64,
+    #[serde(default = "default_position")]
+    pub position: Box<dyn PositionKind>,
+    /// How many copies of `block` to stack.
+    #[serde(default = "default_n_layer")]
+    pub n_layer: i64,
+    pub block: BlockSpec,
+    /// A normalisation after the last block, before the language-model head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_norm: Option<Box<dyn NormKind>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSpec {
+    #[serde(default = "default_batch_size")]
+    pub batch_size: i64,
+    #[serde(default = "default_max_iters")]
+    pub max_iters: i64,
+    /// Evaluate at iteration 0, every `eval_interval` iterations and at the last one.
+    #[serde(default = "default_eval_interval")]
+    pub eval_interval: i64,
+    /// Batches per split averaged by each evaluation.
+    #[serde(default = "default_eval_iters")]
+    pub eval_iters: i64,
+    #[serde(default = "default_learning_rate")]
+    pub learning_rate: f64,
+    #[serde(default)]
+    pub adamw: AdamWSpec,
+    /// Seeds initialisation, dropout and batch sampling.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// libtorch intra-op threads; 0 keeps libtorch's default (one per core).
+    #[serde(default)]
+    pub threads: i64,
+    #[serde(default)]
+    pub device: DeviceSpec,
+}
+
+/// AdamW (Loshchilov & Hutter 2017, arXiv 1711.05101); defaults are PyTorch's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdamWSpec {
+    #[serde(default = "default_beta1")]
+    pub beta1: f64,
+    #[serde(default = "default_beta2")]
+    pub beta2: f64,
+    #[serde(default = "default_adam_eps")]
+    pub eps: f64,
+    #[serde(default = "default_weight_decay")]
+    pub weight_decay: f64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceSpec {
+    /// CUDA when libtorch sees a GPU, else the CPU.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingSpec {
+    /// Characters generated after training.
+    #[serde(default = "default_tokens")]
+    pub tokens: i64,
+    /// Divides the logits: below 1 sharper, above 1 more adventurous.
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_train_fraction() -> f64 {
+    0.9
+}
+fn default_position() -> Box<dyn PositionKind> {
+    Box::new(Learned {})
+}
+fn default_n_layer() -> i64 {
+    1
+}
+fn default_batch_size() -> i64 {
+    32
+}
+fn default_max_iters() -> i64 {
+    5000
+}
+fn default_eval_interval() -> i64 {
+    500
+}
+fn default_eval_iters() -> i64 {
+    200
+}
+fn default_learning_rate() -> f64 {
+    1e-3
+}
+fn default_beta1() -> f64 {
+    0.9
+}
+fn default_beta2() -> f64 {
+    0.999
+}
+fn default_adam_eps() -> f64 {
+    1e-8
+}
+fn default_weight_decay() -> f64 {
+    0.01
+}
+fn default_seed() -> u64 {
+    1337
+}
+fn default_tokens() -> i64 {
+    500
+}
+fn default_temperature() -> f64 {
+    1.0
+}
+
+impl Default for DataSpec {
+    fn default() -> Self {
+        DataSpec {
+            path: None,
+            train_fraction: default_train_fraction(),
+        }
+    }
+}
+
+impl Default for TrainingSpec {
+    fn default() -> Self {
+        TrainingSpec {
+            batch_size: default_batch_size(),
+            max_iters: default_max_iters(),
+            eval_interval: default_eval_interval(),
+            eval_iters: default_eval_iters(),
+            learning_rate: default_learning_rate(),
+            adamw: AdamWSpec::default(),
+            seed: default_seed(),
+            threads: 0,
+            device: DeviceSpec::Auto,
+        }
+    }
+}
+
+impl Default for AdamWSpec {
+    fn default() -> Self {
+        AdamWSpec {
+            beta1: default_beta1(),
+            beta2: default_beta2(),
+            eps: default_adam_eps(),
+            weight_decay: default_weight_decay(),
+        }
+    }
+}
+
+impl Default for SamplingSpec {
+    fn default() -> Self {
+        SamplingSpec {
+            tokens: default_tokens(),
+            temperature: default_temperature(),
+            seed: default_seed(),
+        }
+    }
+}
+
+impl Spec {
+    /// Reads, parses and resolves a spec file. `name` defaults to the file stem.
+    pub fn load(path: &Path) -> Result<Spec> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::SpecRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut spec = Spec::parse(&text).map_err(|message| Error::SpecSyntax {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        if spec.name.is_none() {
+            spec.name = path
+                .file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned());
+        }
+        spec.resolve().map_err(|source| Error::SpecInvalid {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(spec)
+    }
+
+    /// Parses YAML text strictly, without resolving. The error is one line naming the field.
+    pub fn parse(text: &str) -> std::result::Result<Spec, String> {
+        if text.trim().is_empty()
+            || text
+                .lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            return Err("the file is empty; a spec needs at least a `model` section".into());
+        }
+        serde_norway::from_str(text).map_err(|e| tidy_yaml_error(&e.to_string()))
+    }
+
+    /// Parses and resolves YAML text (for specs that do not come from a file).
+    pub fn from_yaml(text: &str) -> std::result::Result<Spec, String> {
+        let mut spec = Spec::parse(text)?;
+        spec.resolve().map_err(|e| e.to_string())?;
+        Ok(spec)
+    }
+
+    /// The resolved spec as YAML: every default and derived size written out.
+    pub fn to_yaml(&self) -> String {
+        // Serialising plain data with registered kinds cannot fail; keep the error visible if it does.
+        serde_norway::to_string(self)
+            .unwrap_or_else(|e| format!("# could not serialise spec: {e}\n"))
+    }
+
+    /// The name runs are filed under.
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or("spec")
+    }
+
+    /// The model sizes, once the vocabulary is known.
+    pub fn dims(&self, vocab_size: i64) -> Dims {
+        Dims {
+            vocab_size,
+            block_size: self.model.block_size,
+            n_embd: self.model.n_embd,
+            dropout: self.model.dropout,
+        }
+    }
+
+    /// Fills in every default and derived size and checks that the spec describes a model that can
+    /// be built and trained. Errors name the field by its full path.
+    pub fn resolve(&mut self) -> std::result::Result<(), SpecError> {
+        self.data.validate().map_err(|e| e.within("data"))?;
+        self.model.resolve().map_err(|e| e.within("model"))?;
+        self.training.validate().map_err(|e| e.within("training"))?;
+        self.sampling.validate().map_err(|e| e.within("sampling"))
+    }
+}
+
+impl DataSpec {
+    fn validate(&self) -> std::result::Result<(), SpecError> {
+        let f = self.train_fraction;
+        if f > 0.0 && f < 1.0 {
+            Ok(())
+        } else {
+            Err(SpecError::new(
+                "train_fraction",
+                format!("must be strictly between 0 and 1, got {f}"),
+            ))
+        }
+    }
+}
+
+impl ModelSpec {
+    fn resolve(&mut self) -> std::result::Result<(), SpecError> {
+        require_positive("block_size", self.block_size)?;
+        require_positive("n_embd", self.n_embd)?;
+        require_positive("n_layer", self.n_layer)?;
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(SpecError::new(
+                "dropout",
+                format!("must be in [0, 1), got {}", self.dropout),
+            ));
+        }
+        // The vocabulary is not known yet; no layer validates against it.
+        let dims = Dims {
+            vocab_size: 1,
+            block_size: self.block_size,
+            n_embd: self.n_embd,
+            dropout: self.dropout,
+        };
+        self.position
+            .resolve(&dims)
+            .map_err(|e| e.within("position"))?;
+        self.block.resolve(&dims).map_err(|e| e.within("block"))?;
+        if let Some(norm) = &mut self.final_norm {
+            norm.resolve().map_err(|e| e.within("final_norm"))?;
+        }
+        Ok(())
+    }
+}
+
+impl TrainingSpec {
+    fn validate(&self) -> std::result::Result<(), SpecError> {
+        require_positive("batch_size", self.batch_size)?;
+        require_positive("max_iters", self.max_iters)?;
+        require_positive("eval_interval", self.eval_interval)?;
+        require_positive("eval_iters", self.eval_iters)?;
+        require_positive_real("learning_rate", self.learning_rate)?;
+        if self.threads < 0 {
+            return Err(SpecError::new(
+                "threads",
+                format!(
+                    "must be 0 (libtorch's default) or more, got {}",
+                    self.threads
+                ),
+            ));
+        }
+        self.adamw.validate().map_err(|e| e.within("adamw"))
+    }
+}
+
+impl AdamWSpec {
+    fn validate(&self) -> std::result::Result<(), SpecError> {
+        for (field, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&beta) {
+                return Err(SpecError::new(
+                    field,
+                    format!("must be in [0, 1), got {beta}"),
+                ));
+            }
+        }
+        require_positive_real("eps", self.eps)?;
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(SpecError::new(
+                "weight_decay",
+                format!("must be 0 or more, got {}", self.weight_decay),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl SamplingSpec {
+    fn validate(&self) -> std::result::Result<(), SpecError> {
+        if self.tokens < 0 {
+            return Err(SpecError::new(
+                "tokens",
+                format!("must be 0 or more, got {}", self.tokens),
+            ));
+        }
+        require_positive_real("temperature", self.temperature)
+    }
+}
+
+fn require_positive_real(field: &str, value: f64) -> std::result::Result<(), SpecError> {
+    if value > 0.0 && value.is_finite() {
+        Ok(())
+    } else {
+        Err(SpecError::new(
+            field,
+            format!("must be a positive number, got {value}"),
+        ))
+    }
+}
+
+/// serde_norway repeats the path of a field inside a registered kind ("a.b: a.b.c: …"); keep the
+/// innermost, most precise one.
+fn tidy_yaml_error(message: &str) -> String {
+    let mut rest = message;
+    while let Some((prefix, tail)) = rest.split_once(": ") {
+        let next_path = tail.split(": ").next().unwrap_or("");
+        if !prefix.contains(' ') && next_path.starts_with(prefix) && !next_path.contains(' ') {
+            rest = tail;
+        } else {
+            break;
+        }
+    }
+    rest.to_string()
+}
+
+/// Finds the spec a user named: a path that exists, else a bare name looked up in `architectures/`
+/// (with or without `.yaml`).
+pub fn find_spec(name: &str) -> Result<PathBuf> {
+    let given = PathBuf::from(name);
+    if given.is_file() {
+        return Ok(given);
+    }
+    let bare = given.components().count() == 1;
+    if bare {
+        let dir = Path::new(ARCHITECTURES_DIR);
+        for candidate in [dir.join(name), dir.join(format!("{name}.yaml"))] {
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(Error::SpecNotFound {
+        name: name.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tidy_keeps_the_innermost_path() {
+        assert_eq!(
+            tidy_yaml_error("model.block: model.block.x: unknown field `y` at line 3 column 5"),
+            "model.block.x: unknown field `y` at line 3 column 5"
+        );
+        assert_eq!(
+            tidy_yaml_error("model: invalid type: string"),
+            "model: invalid type: string"
+        );
+    }
+}

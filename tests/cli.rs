@@ -1,0 +1,238 @@
+//! The real binary on real files: the course's log format, sampling from the saved checkpoint, and
+//! one clear line (never a panic) for each kind of bad input.
+
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gptbuild");
+
+fn gptbuild(args: &[&str], cwd: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env("GPTBUILD_DATA", common::corpus_path())
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A failed command: exit code 1 and exactly one line on stderr, starting `error:`, no panic.
+fn assert_clean_failure(output: &Output, needle: &str) {
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains(needle),
+        "{stderr:?} should mention {needle:?}"
+    );
+    assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn run_then_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let spec = common::repo_root().join("architectures/task03.yaml");
+    let args = [
+        "run",
+        spec.to_str().unwrap(),
+        "--iters",
+        "12",
+        "--eval-interval",
+        "5",
+        "--eval-iters",
+        "2",
+    ];
+    let output = gptbuild(
+        &[
+            &args[..],
+            &["--threads", "1", "--runs-dir", runs.to_str().unwrap()],
+        ]
+        .concat(),
+        dir.path(),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    for (line, iteration) in lines.iter().zip([0, 5, 10, 11]) {
+        let prefix = format!("Epoch {iteration}: avg train loss ");
+        let rest = line
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{line:?} should start {prefix:?}"));
+        let (train, val) = rest.split_once(" | avg val loss ").expect("both losses");
+        for loss in [train, val] {
+            assert_eq!(
+                loss.split_once('.').map(|(_, decimals)| decimals.len()),
+                Some(4),
+                "{line}"
+            );
+            loss.parse::<f64>().expect("a number");
+        }
+    }
+    assert_eq!(lines[4], "Sampling 500 tokens from a trained model:");
+    assert!(text(&output.stderr).contains("run saved in"));
+
+    // Sampling from the checkpoint: reproducible with a seed, different with another.
+    let checkpoint = std::fs::read_dir(runs.join("task03"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("model.safetensors");
+    let sample = |seed: &str| {
+        let output = gptbuild(
+            &[
+                "sample",
+                "--checkpoint",
+                checkpoint.to_str().unwrap(),
+                "--tokens",
+                "40",
+                "--seed",
+                seed,
+            ],
+            dir.path(),
+        );
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        text(&output.stdout)
+    };
+    assert_eq!(sample("1"), sample("1"));
+    assert_ne!(sample("1"), sample("2"));
+    assert_eq!(
+        sample("1").chars().count(),
+        1 + 40 + 1,
+        "start token, 40 characters, newline"
+    );
+
+    let output = gptbuild(
+        &[
+            "sample",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--prompt",
+            "ROMEO:",
+            "--tokens",
+            "5",
+        ],
+        dir.path(),
+    );
+    assert!(text(&output.stdout).starts_with("ROMEO:"));
+    let output = gptbuild(
+        &[
+            "sample",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--prompt",
+            "héllo",
+        ],
+        dir.path(),
+    );
+    assert_clean_failure(&output, "not in the model's vocabulary");
+}
+
+#[test]
+fn a_closed_pipe_ends_sampling_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = common::load_spec(&common::repo_root().join("architectures/task01.yaml"));
+    let (vs, _) = common::build(&spec, 0);
+    let vocab = gptbuild::vocab::Vocabulary::from_text(
+        &std::fs::read_to_string(common::corpus_path()).unwrap(),
+    );
+    let checkpoint = dir.path().join("m.safetensors");
+    gptbuild::checkpoint::save(&checkpoint, &vs, &spec, &vocab, 0).unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "sample",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--tokens",
+            "1000000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 100];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // Dropping our end of the pipe closes it; the sampler must notice and stop without complaint.
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(text(&output.stderr), "");
+}
+
+#[test]
+fn bad_input_gets_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, body: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, body).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let bad_size = write(
+        "bad.yaml",
+        "model: {block_size: 8, n_embd: 0, block: {attention: {kind: head}}}\n",
+    );
+    assert_clean_failure(
+        &gptbuild(&["run", &bad_size], dir.path()),
+        "model.n_embd: must be at least 1",
+    );
+    let empty = write("empty.yaml", "");
+    assert_clean_failure(&gptbuild(&["validate", &empty], dir.path()), "empty");
+    assert_clean_failure(
+        &gptbuild(&["run", "no-such-spec"], dir.path()),
+        "no spec named \"no-such-spec\"",
+    );
+    let checkpoint = write("fake.safetensors", "nonsense");
+    assert_clean_failure(
+        &gptbuild(&["sample", "--checkpoint", &checkpoint], dir.path()),
+        "not a safetensors file",
+    );
+    // A spec that was never trained, found by bare name from the repository root.
+    let runs = dir.path().join("runs");
+    let output = gptbuild(
+        &[
+            "sample",
+            "--spec",
+            "task02",
+            "--runs-dir",
+            runs.to_str().unwrap(),
+        ],
+        &common::repo_root(),
+    );
+    assert_clean_failure(&output, "no trained run of task02");
+    let tiny_corpus = write("tiny.txt", "abcdefghij");
+    let spec = common::repo_root().join("architectures/task01.yaml");
+    let output = gptbuild(
+        &[
+            "run",
+            spec.to_str().unwrap(),
+            "--data",
+            &tiny_corpus,
+            "--runs-dir",
+            runs.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_clean_failure(&output, "too few for block_size 8");
+}
+
+#[test]
+fn inspect_and_validate_a_course_step_by_bare_name() {
+    let root = common::repo_root();
+    let output = gptbuild(&["inspect", "task01"], &root);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let table = text(&output.stdout);
+    assert!(table.lines().last().unwrap().ends_with(" 7553"), "{table}");
+    let output = gptbuild(&["validate", "task05.yaml"], &root);
+    let resolved = text(&output.stdout);
+    assert!(
+        resolved.contains("head_size: 8") && resolved.contains("hidden_size: 128"),
+        "{resolved}"
+    );
+}

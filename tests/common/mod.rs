@@ -1,0 +1,60 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use gptbuild::model::Gpt;
+use gptbuild::spec::Spec;
+use tch::nn::VarStore;
+use tch::Device;
+
+/// Tiny Shakespeare's vocabulary size, so that models build without reading the corpus.
+pub const VOCAB_SIZE: i64 = 65;
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every spec in `architectures/`, sorted by file name.
+pub fn architecture_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_root().join("architectures"))
+        .expect("architectures/ exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The corpus: `$GPTBUILD_DATA`, else the shared copy beside the repository, else `data/`.
+pub fn corpus_path() -> PathBuf {
+    let candidates = [
+        std::env::var_os("GPTBUILD_DATA").map(PathBuf::from),
+        Some(repo_root().join("../shared/data/tinyshakespeare.txt")),
+        Some(repo_root().join("data/tinyshakespeare.txt")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("Tiny Shakespeare not found: set GPTBUILD_DATA to the corpus file")
+        })
+}
+
+/// Parses and resolves YAML, panicking with the message on failure.
+pub fn spec_from(yaml: &str) -> Spec {
+    Spec::from_yaml(yaml).unwrap_or_else(|e| panic!("spec should parse: {e}\n{yaml}"))
+}
+
+/// Builds a spec's model on the CPU with a fixed seed.
+pub fn build(spec: &Spec, seed: i64) -> (VarStore, Gpt) {
+    tch::manual_seed(seed);
+    let vs = VarStore::new(Device::Cpu);
+    let model = Gpt::new(&vs.root(), &spec.model, spec.dims(VOCAB_SIZE));
+    (vs, model)
+}
+
+pub fn load_spec(path: &Path) -> Spec {
+    Spec::load(path).unwrap_or_else(|e| panic!("{} should load: {e}", path.display()))
+}

@@ -1,0 +1,150 @@
+//! Training end to end on the real corpus: a short run's loss log is pinned, runs are reproducible
+//! from their seed, and checkpoints restore the exact model.
+
+mod common;
+
+use common::{architecture_files, build, corpus_path, load_spec, VOCAB_SIZE};
+use gptbuild::checkpoint;
+use gptbuild::run::{run, RunOptions, RunOutcome, CHECKPOINT_FILE};
+use gptbuild::vocab::Vocabulary;
+use tch::{Device, Kind, Tensor};
+
+/// A short, single-threaded run of `spec` with the given seed, in a temporary directory.
+fn short_run(spec: &str, seed: u64) -> (tempfile::TempDir, RunOutcome, String) {
+    let runs = tempfile::tempdir().expect("temp dir");
+    let options = RunOptions {
+        data: Some(corpus_path()),
+        runs_dir: Some(runs.path().to_path_buf()),
+        max_iters: Some(60),
+        eval_interval: Some(20),
+        eval_iters: Some(4),
+        seed: Some(seed),
+        threads: Some(1),
+        device: Some(gptbuild::spec::DeviceSpec::Cpu),
+    };
+    let mut log = Vec::new();
+    let path = common::repo_root().join("architectures").join(spec);
+    let outcome = run(&path, &options, &mut log).expect("the run succeeds");
+    (runs, outcome, String::from_utf8(log).expect("utf-8 log"))
+}
+
+#[test]
+fn a_short_run_prints_the_course_log_and_saves_everything() {
+    let (_runs, outcome, log) = short_run("task06.yaml", 7);
+    let lines: Vec<&str> = log.lines().collect();
+    let epochs: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("Epoch "))
+        .collect();
+    // Iterations 0, 20, 40 and the last one, 59.
+    assert_eq!(epochs.len(), 4, "{log}");
+    assert!(epochs[3].starts_with("Epoch 59: avg train loss "), "{log}");
+    assert_eq!(lines[4], "Sampling 500 tokens from a trained model:");
+    assert_eq!(
+        outcome.sample.chars().count(),
+        501,
+        "the start token plus 500 sampled characters"
+    );
+    for file in ["spec.yaml", "metrics.csv", CHECKPOINT_FILE, "sample.txt"] {
+        assert!(
+            outcome.dir.join(file).is_file(),
+            "{file} missing from {}",
+            outcome.dir.display()
+        );
+    }
+    let metrics = std::fs::read_to_string(outcome.dir.join("metrics.csv")).unwrap();
+    assert_eq!(
+        metrics.lines().count(),
+        5,
+        "header + 4 evaluations:\n{metrics}"
+    );
+    // The loss must fall: the model learns.
+    let first = outcome.evaluations.first().unwrap().val_loss;
+    let last = outcome.evaluations.last().unwrap().val_loss;
+    assert!(last < first - 0.5, "val loss went from {first} to {last}");
+
+    // The log itself, rounded: a change here means the numerics of training changed.
+    let rounded: Vec<String> = outcome
+        .evaluations
+        .iter()
+        .map(|e| format!("{} {:.3} {:.3}", e.iteration, e.train_loss, e.val_loss))
+        .collect();
+    insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+        insta::assert_snapshot!("loss-log-task06-seed7", rounded.join("\n"));
+    });
+}
+
+#[test]
+fn the_same_seed_gives_the_same_run_and_another_seed_does_not() {
+    let (_a, first, _) = short_run("task05.yaml", 3);
+    let (_b, again, _) = short_run("task05.yaml", 3);
+    let (_c, other, _) = short_run("task05.yaml", 4);
+    assert_eq!(first.evaluations, again.evaluations);
+    assert_eq!(first.sample, again.sample);
+    assert_ne!(first.evaluations, other.evaluations);
+}
+
+#[test]
+fn a_checkpoint_restores_the_exact_model() {
+    let vocab = Vocabulary::from_text(&std::fs::read_to_string(corpus_path()).unwrap());
+    assert_eq!(vocab.len() as i64, VOCAB_SIZE);
+    let dir = tempfile::tempdir().unwrap();
+    for path in architecture_files() {
+        let spec = load_spec(&path);
+        let (vs, model) = build(&spec, 11);
+        let file = dir.path().join("model.safetensors");
+        checkpoint::save(&file, &vs, &spec, &vocab, 123).expect("saves");
+        let loaded = checkpoint::load(&file, Device::Cpu).expect("loads");
+        assert_eq!(loaded.iteration, 123);
+        assert_eq!(loaded.vocab, vocab);
+        assert_eq!(loaded.spec.to_yaml(), spec.to_yaml());
+        let ids = Tensor::randint(
+            VOCAB_SIZE,
+            [3, spec.model.block_size],
+            (Kind::Int64, Device::Cpu),
+        );
+        let expected = model.forward_t(&ids, false);
+        let actual = loaded.model.forward_t(&ids, false);
+        assert!(
+            expected.equal(&actual),
+            "{}: logits differ after reload",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn broken_and_foreign_checkpoints_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = load_spec(&common::repo_root().join("architectures/task03.yaml"));
+    let (vs, _) = build(&spec, 0);
+    let vocab = Vocabulary::from_text("abc\n");
+    let good = dir.path().join("good.safetensors");
+    checkpoint::save(&good, &vs, &spec, &vocab, 1).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+
+    let truncated = dir.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let garbage = dir.path().join("garbage.safetensors");
+    std::fs::write(&garbage, b"definitely not a checkpoint").unwrap();
+    let foreign = dir.path().join("foreign.safetensors");
+    Tensor::write_safetensors(
+        &[("w", Tensor::zeros([2], (Kind::Float, Device::Cpu)))],
+        &foreign,
+    )
+    .unwrap();
+    let missing = dir.path().join("missing.safetensors");
+
+    for (file, needle) in [
+        (&truncated, "safetensors"),
+        (&garbage, "safetensors"),
+        (&foreign, "not a gptbuild checkpoint"),
+        (&missing, "No such file"),
+    ] {
+        let error = checkpoint::load(file, Device::Cpu)
+            .expect_err("must fail")
+            .to_string();
+        assert!(error.contains(needle), "{}: {error}", file.display());
+    }
+}
