@@ -2,7 +2,7 @@
 # exports what the tch build needs. Idempotent; the first run downloads the torch wheel (~4.7 GB
 # installed, with its CUDA libraries).
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 TORCH_VERSION=2.11.0
 

@@ -9,26 +9,50 @@
 //! p ← p − lr/(1 − β₁ᵗ) · m / (√v/√(1 − β₂ᵗ) + ε)
 //! ```
 
-use tch::Tensor;
+//!
+//! All parameters live in one flat buffer (each variable becomes a view into it), and so do both
+//! moments: a step is a handful of large tensor operations instead of a handful per parameter,
+//! which for the course's small models is most of the optimizer's cost.
+
+use tch::{Kind, Tensor};
 
 use crate::spec::AdamWSpec;
 
 #[derive(Debug)]
 pub struct AdamW {
+    /// The model's variables, each now a view into `flat_params`.
     params: Vec<Tensor>,
-    exp_avg: Vec<Tensor>,
-    exp_avg_sq: Vec<Tensor>,
+    flat_params: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
     step: i64,
     settings: AdamWSpec,
 }
 
 impl AdamW {
-    /// An optimizer over `params` (trainable tensors of a VarStore), with zeroed moments.
+    /// An optimizer over `params` (the trainable variables of a VarStore), with zeroed moments.
+    /// The variables keep their values but move into one contiguous buffer.
     pub fn new(params: Vec<Tensor>, settings: AdamWSpec) -> Self {
-        let zeros = |ps: &[Tensor]| ps.iter().map(Tensor::zeros_like).collect();
+        let device = params.first().map(Tensor::device).unwrap_or(tch::Device::Cpu);
+        let flat_params = tch::no_grad(|| {
+            let pieces: Vec<Tensor> = params.iter().map(|p| p.detach().reshape([-1])).collect();
+            if pieces.is_empty() {
+                Tensor::zeros([0], (Kind::Float, device))
+            } else {
+                Tensor::cat(&pieces, 0)
+            }
+        });
+        let mut offset = 0;
+        for p in &params {
+            let numel = p.numel() as i64;
+            let view = flat_params.narrow(0, offset, numel).view(p.size().as_slice());
+            p.shallow_clone().set_data(&view);
+            offset += numel;
+        }
         AdamW {
-            exp_avg: zeros(&params),
-            exp_avg_sq: zeros(&params),
+            exp_avg: flat_params.zeros_like(),
+            exp_avg_sq: flat_params.zeros_like(),
+            flat_params,
             params,
             step: 0,
             settings,
@@ -40,24 +64,24 @@ impl AdamW {
         self.step
     }
 
-    /// Sets every parameter's gradient to zero, ready for the next backward pass.
-    pub fn zero_grad(&mut self) {
-        for p in &self.params {
-            let mut grad = p.grad();
-            if grad.defined() {
-                let _ = grad.zero_();
-            }
-        }
+    /// Back-propagates `loss` to every parameter and takes one step with learning rate `lr`.
+    pub fn minimise(&mut self, loss: &Tensor, lr: f64) {
+        let grads = Tensor::run_backward(&[loss], &self.params, false, false);
+        let flat_grad = tch::no_grad(|| {
+            let pieces: Vec<Tensor> = grads
+                .iter()
+                .zip(&self.params)
+                // A parameter the loss does not reach gets no gradient: treat it as zero.
+                .map(|(g, p)| if g.defined() { g.reshape([-1]) } else { p.zeros_like().reshape([-1]) })
+                .collect();
+            Tensor::cat(&pieces, 0)
+        });
+        self.step_with(&flat_grad, lr);
     }
 
-    /// One update with learning rate `lr`, from the gradients of the last backward pass.
-    pub fn step(&mut self, lr: f64) {
-        let AdamWSpec {
-            beta1,
-            beta2,
-            eps,
-            weight_decay,
-        } = self.settings;
+    /// One update from a flat gradient laid out like the parameters.
+    fn step_with(&mut self, grad: &Tensor, lr: f64) {
+        let AdamWSpec { beta1, beta2, eps, weight_decay } = self.settings;
         self.step += 1;
         let bias_correction1 = 1.0 - beta1.powi(self.step as i32);
         let bias_correction2 = 1.0 - beta2.powi(self.step as i32);
@@ -66,26 +90,15 @@ impl AdamW {
         let denom_scale = -1.0 / (step_size * bias_correction2.sqrt());
         let denom_offset = -eps / step_size;
         tch::no_grad(|| {
-            for ((p, m), v) in self
-                .params
-                .iter()
-                .zip(&mut self.exp_avg)
-                .zip(&mut self.exp_avg_sq)
-            {
-                let grad = p.grad();
-                if !grad.defined() {
-                    continue;
-                }
-                let mut p = p.shallow_clone();
-                if weight_decay != 0.0 {
-                    let _ = p.g_mul_scalar_(1.0 - lr * weight_decay);
-                }
-                let _ = m.lerp_(&grad, 1.0 - beta1);
-                let _ = v.lerp_(&grad.square(), 1.0 - beta2);
-                let mut denom = v.sqrt();
-                let _ = denom.g_mul_scalar_(denom_scale).g_add_scalar_(denom_offset);
-                let _ = p.addcdiv_(m, &denom);
+            let p = &mut self.flat_params;
+            if weight_decay != 0.0 {
+                let _ = p.g_mul_scalar_(1.0 - lr * weight_decay);
             }
+            let _ = self.exp_avg.lerp_(grad, 1.0 - beta1);
+            let _ = self.exp_avg_sq.lerp_(&grad.square(), 1.0 - beta2);
+            let mut denom = self.exp_avg_sq.sqrt();
+            let _ = denom.g_mul_scalar_(denom_scale).g_add_scalar_(denom_offset);
+            let _ = p.addcdiv_(&self.exp_avg, &denom);
         });
     }
 }
@@ -132,9 +145,7 @@ mod tests {
         .unwrap();
         let target = Tensor::randn([5, 3], (Kind::Float, Device::Cpu));
         for _ in 0..5 {
-            ours.zero_grad();
-            (&w_ours - &target).square().sum(Kind::Float).backward();
-            ours.step(1e-2);
+            ours.minimise(&(&w_ours - &target).square().sum(Kind::Float), 1e-2);
             reference.zero_grad();
             (&w_ref - &target).square().sum(Kind::Float).backward();
             reference.step();

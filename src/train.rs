@@ -94,9 +94,7 @@ impl<'a> Trainer<'a> {
             .batch(Split::Train, self.training.batch_size, &mut self.rng);
         let logits = self.model.forward_t(&x, true);
         let loss = Gpt::loss(&logits, &y);
-        self.optimizer.zero_grad();
-        loss.backward();
-        self.optimizer.step(self.training.learning_rate);
+        self.optimizer.minimise(&loss, self.training.learning_rate);
     }
 
     /// Mean loss over `eval_iters` random batches of each split, without dropout or gradients.
