@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tch::nn::VarStore;
 use tch::Device;
 
-use crate::checkpoint;
+use crate::checkpoint::{self, LoadedModel};
 use crate::error::{Error, Result};
 use crate::model::Gpt;
 use crate::run::{run, RunOptions, CHECKPOINT_FILE};
@@ -47,12 +47,8 @@ pub enum Command {
     ///
     /// Example: gptbuild sample --spec task06 --tokens 300
     Sample {
-        /// Use the latest run of this spec.
-        #[arg(
-            long,
-            conflicts_with = "checkpoint",
-            required_unless_present = "checkpoint"
-        )]
+        /// Use the latest run of this spec; with --checkpoint, check that it holds this spec's model.
+        #[arg(long, required_unless_present = "checkpoint")]
         spec: Option<String>,
         /// Use this checkpoint file.
         #[arg(long)]
@@ -178,13 +174,20 @@ pub fn execute(command: Command) -> Result<()> {
             seed,
             runs_dir,
         } => {
-            let path = match (checkpoint, spec) {
+            let spec = spec
+                .map(|name| Spec::load(&find_spec(&name)?))
+                .transpose()?;
+            let path = match (checkpoint, &spec) {
                 (Some(path), _) => path,
-                (None, Some(name)) => latest_checkpoint(&runs_dir, &name)?,
+                (None, Some(spec)) => latest_checkpoint(&runs_dir, spec)?,
                 (None, None) => unreachable!("clap requires --spec or --checkpoint"),
             };
-            sample_checkpoint(
-                &path,
+            let loaded = checkpoint::load(&path, Device::Cpu)?;
+            if let Some(spec) = &spec {
+                ensure_same_model(&path, spec, &loaded.spec)?;
+            }
+            sample_model(
+                &loaded,
                 tokens,
                 prompt.as_deref(),
                 temperature,
@@ -205,23 +208,37 @@ pub fn execute(command: Command) -> Result<()> {
     }
 }
 
-/// The checkpoint of the latest run of the spec named `name`.
-fn latest_checkpoint(runs_dir: &Path, name: &str) -> Result<PathBuf> {
-    let spec_path = find_spec(name)?;
-    let spec = Spec::load(&spec_path)?;
-    let no_run = || Error::Checkpoint {
-        path: runs_dir.join(spec.name()),
-        message: format!(
-            "no trained run of {}; train it first with `gptbuild run {name}`",
-            spec.name()
-        ),
-    };
-    let dir = run_dir::latest_with(runs_dir, spec.name(), CHECKPOINT_FILE).ok_or_else(no_run)?;
+/// The checkpoint of the latest finished run of `spec`.
+fn latest_checkpoint(runs_dir: &Path, spec: &Spec) -> Result<PathBuf> {
+    let dir = run_dir::latest_with(runs_dir, spec.name(), CHECKPOINT_FILE).ok_or_else(|| {
+        Error::Checkpoint {
+            path: runs_dir.join(spec.name()),
+            message: format!(
+                "no trained run of {0}; train it first with `gptbuild run {0}`",
+                spec.name()
+            ),
+        }
+    })?;
     Ok(dir.join(CHECKPOINT_FILE))
 }
 
-fn sample_checkpoint(
-    path: &Path,
+/// A checkpoint is only sampled as `spec` if it holds the model `spec` describes now.
+fn ensure_same_model(path: &Path, spec: &Spec, trained: &Spec) -> Result<()> {
+    if serde_norway::to_string(&spec.model).ok() == serde_norway::to_string(&trained.model).ok() {
+        return Ok(());
+    }
+    Err(Error::Checkpoint {
+        path: path.to_path_buf(),
+        message: format!(
+            "holds a different model than spec {} describes; train it again or sample the \
+             checkpoint alone with --checkpoint",
+            spec.name()
+        ),
+    })
+}
+
+fn sample_model(
+    loaded: &LoadedModel,
     tokens: i64,
     prompt: Option<&str>,
     temperature: f64,
@@ -233,7 +250,6 @@ fn sample_checkpoint(
             "--temperature must be a positive number, got {temperature}"
         )));
     }
-    let loaded = checkpoint::load(path, Device::Cpu)?;
     let context = match prompt {
         Some(text) if !text.is_empty() => loaded.vocab.encode(text)?,
         _ => vec![0],

@@ -284,6 +284,9 @@ impl Spec {
     /// Fills in every default and derived size and checks that the spec describes a model that can
     /// be built and trained. Errors name the field by its full path.
     pub fn resolve(&mut self) -> std::result::Result<(), SpecError> {
+        if let Some(name) = &self.name {
+            validate_name(name)?;
+        }
         self.data.validate().map_err(|e| e.within("data"))?;
         self.model.resolve().map_err(|e| e.within("model"))?;
         self.training.validate().map_err(|e| e.within("training"))?;
@@ -384,6 +387,23 @@ impl SamplingSpec {
             ));
         }
         require_positive_real("temperature", self.temperature)
+    }
+}
+
+/// A name becomes a directory under `runs/`: it must stay one plain path component.
+fn validate_name(name: &str) -> std::result::Result<(), SpecError> {
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control);
+    if plain {
+        Ok(())
+    } else {
+        Err(SpecError::new(
+            "name",
+            format!("{name:?} cannot name a directory under runs/"),
+        ))
     }
 }
 

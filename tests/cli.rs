@@ -134,6 +134,32 @@ fn run_then_sample() {
         dir.path(),
     );
     assert_clean_failure(&output, "not in the model's vocabulary");
+
+    // A checkpoint given with a spec must hold that spec's model.
+    let output = gptbuild(
+        &[
+            "sample",
+            "--spec",
+            "task05",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+        ],
+        &common::repo_root(),
+    );
+    assert_clean_failure(&output, "holds a different model than spec task05");
+    let output = gptbuild(
+        &[
+            "sample",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+            "--tokens",
+            "5",
+        ],
+        dir.path(),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
 }
 
 #[test]

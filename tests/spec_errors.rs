@@ -140,6 +140,10 @@ fn errors_name_the_field() {
         ),
         (format!("{GOOD}extra: 1\n"), &["unknown field `extra`"]),
         (
+            format!("name: ../../elsewhere\n{GOOD}"),
+            &["name", "cannot name a directory"],
+        ),
+        (
             "training: {batch_size: 4}\n".into(),
             &["missing field `model`"],
         ),

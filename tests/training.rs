@@ -11,6 +11,7 @@ use tch::{Device, Kind, Tensor};
 
 /// A short, single-threaded run of `spec` with the given seed, in a temporary directory.
 fn short_run(spec: &str, seed: u64) -> (tempfile::TempDir, RunOutcome, String) {
+    let _rng = common::torch_rng();
     let runs = tempfile::tempdir().expect("temp dir");
     let options = RunOptions {
         data: Some(corpus_path()),
@@ -87,6 +88,7 @@ fn the_same_seed_gives_the_same_run_and_another_seed_does_not() {
 
 #[test]
 fn a_checkpoint_restores_the_exact_model() {
+    let _rng = common::torch_rng();
     let vocab = Vocabulary::from_text(&std::fs::read_to_string(corpus_path()).unwrap());
     assert_eq!(vocab.len() as i64, VOCAB_SIZE);
     let dir = tempfile::tempdir().unwrap();
@@ -116,6 +118,7 @@ fn a_checkpoint_restores_the_exact_model() {
 
 #[test]
 fn broken_and_foreign_checkpoints_are_errors() {
+    let _rng = common::torch_rng();
     let dir = tempfile::tempdir().unwrap();
     let spec = load_spec(&common::repo_root().join("architectures/task03.yaml"));
     let (vs, _) = build(&spec, 0);

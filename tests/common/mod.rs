@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use gptbuild::model::Gpt;
 use gptbuild::spec::Spec;
@@ -47,7 +48,16 @@ pub fn spec_from(yaml: &str) -> Spec {
     Spec::from_yaml(yaml).unwrap_or_else(|e| panic!("spec should parse: {e}\n{yaml}"))
 }
 
-/// Builds a spec's model on the CPU with a fixed seed.
+/// libtorch's random generator is global to the process, and tests run in parallel threads: a test
+/// that seeds it and expects reproducible draws holds this lock for as long as it draws, so that no
+/// other test's draws interleave with its own.
+pub fn torch_rng() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Builds a spec's model on the CPU with a fixed seed (hold [`torch_rng`] when reproducibility
+/// across tests matters).
 pub fn build(spec: &Spec, seed: i64) -> (VarStore, Gpt) {
     tch::manual_seed(seed);
     let vs = VarStore::new(Device::Cpu);
