@@ -9,13 +9,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tch::nn::VarStore;
 use tch::Device;
 
-use crate::checkpoint::{self, LoadedModel};
+use crate::checkpoint;
 use crate::error::{Error, Result};
+use crate::interrupt::{self, EXIT_INTERRUPTED};
 use crate::model::Gpt;
 use crate::run::{run, RunOptions, CHECKPOINT_FILE};
 use crate::run_dir::{self, RUNS_DIR};
-use crate::sample::generate;
+use crate::sample::Decoding;
 use crate::spec::{find_spec, DeviceSpec, Spec};
+use crate::stream::{stream, SampleRequest, StreamEnd};
 use crate::summary::parameter_table;
 
 /// Exit code for a failed command (usage errors exit with clap's 2).
@@ -43,32 +45,13 @@ pub enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
-    /// Generate text from a trained model.
+    /// Generate text from a trained model, streaming it as it is written.
     ///
-    /// Example: gptbuild sample --spec task06 --tokens 300
-    Sample {
-        /// Use the latest run of this spec; with --checkpoint, check that it holds this spec's model.
-        #[arg(long, required_unless_present = "checkpoint")]
-        spec: Option<String>,
-        /// Use this checkpoint file.
-        #[arg(long)]
-        checkpoint: Option<PathBuf>,
-        /// Characters to generate.
-        #[arg(long, default_value_t = 500)]
-        tokens: i64,
-        /// Text to start from (every character must be in the model's vocabulary).
-        #[arg(long)]
-        prompt: Option<String>,
-        /// Below 1 sharper, above 1 more adventurous.
-        #[arg(long, default_value_t = 1.0)]
-        temperature: f64,
-        /// Same seed, same text.
-        #[arg(long, default_value_t = 1337)]
-        seed: u64,
-        /// Where runs are kept.
-        #[arg(long, default_value = RUNS_DIR)]
-        runs_dir: PathBuf,
-    },
+    /// Examples:
+    ///   gptbuild sample --spec task06 --tokens 300
+    ///   gptbuild sample --spec task07.yaml --forever --top-k 20      (Ctrl-C stops it)
+    ///   gptbuild sample --checkpoint runs/task06/RUN/model.safetensors --prompt "ROMEO:"
+    Sample(SampleArgs),
     /// Print a spec's layer/parameter table without training.
     ///
     /// Example: gptbuild inspect task05
@@ -82,6 +65,47 @@ pub enum Command {
     ///
     /// Example: gptbuild validate my-spec.yaml
     Validate { spec: String },
+}
+
+/// `gptbuild sample`'s arguments. Decoding settings default to the trained spec's `sampling`.
+#[derive(Debug, clap::Args)]
+pub struct SampleArgs {
+    /// Use the latest run of this spec; with --checkpoint, check that it holds this spec's model.
+    #[arg(long, required_unless_present = "checkpoint")]
+    pub spec: Option<String>,
+    /// Use this checkpoint file.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Characters to generate [default: the spec's sampling.tokens].
+    #[arg(long, conflicts_with = "forever")]
+    pub tokens: Option<u64>,
+    /// Generate until Ctrl-C, SIGTERM or a closed pipe.
+    #[arg(long)]
+    pub forever: bool,
+    /// Text to continue (every character must be in the model's vocabulary).
+    #[arg(long, default_value = "")]
+    pub prompt: String,
+    /// Below 1 sharper, above 1 more adventurous.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Draw only among the K most likely characters.
+    #[arg(long, value_name = "K")]
+    pub top_k: Option<i64>,
+    /// Draw only among the most likely characters whose probabilities add up to P (0 < P <= 1).
+    #[arg(long, value_name = "P")]
+    pub top_p: Option<f64>,
+    /// Same seed, same text.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Recompute the whole context window for every character instead of using the KV cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Print characters per second to stderr at the end.
+    #[arg(long)]
+    pub stats: bool,
+    /// Where runs are kept.
+    #[arg(long, default_value = RUNS_DIR)]
+    pub runs_dir: PathBuf,
 }
 
 /// Spec fields a run can override from the command line.
@@ -138,6 +162,7 @@ pub fn main() -> ExitCode {
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
             ExitCode::SUCCESS
         }
+        Err(Error::Interrupted) => ExitCode::from(EXIT_INTERRUPTED),
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::from(EXIT_FAILURE)
@@ -165,36 +190,7 @@ pub fn execute(command: Command) -> Result<()> {
             eprintln!("run saved in {}", outcome.dir.display());
             Ok(())
         }
-        Command::Sample {
-            spec,
-            checkpoint,
-            tokens,
-            prompt,
-            temperature,
-            seed,
-            runs_dir,
-        } => {
-            let spec = spec
-                .map(|name| Spec::load(&find_spec(&name)?))
-                .transpose()?;
-            let path = match (checkpoint, &spec) {
-                (Some(path), _) => path,
-                (None, Some(spec)) => latest_checkpoint(&runs_dir, spec)?,
-                (None, None) => unreachable!("clap requires --spec or --checkpoint"),
-            };
-            let loaded = checkpoint::load(&path, Device::Cpu)?;
-            if let Some(spec) = &spec {
-                ensure_same_model(&path, spec, &loaded.spec)?;
-            }
-            sample_model(
-                &loaded,
-                tokens,
-                prompt.as_deref(),
-                temperature,
-                seed,
-                &mut out,
-            )
-        }
+        Command::Sample(args) => sample(args, &mut out),
         Command::Inspect { spec, vocab_size } => {
             let spec = Spec::load(&find_spec(&spec)?)?;
             let vs = VarStore::new(Device::Cpu);
@@ -237,44 +233,62 @@ fn ensure_same_model(path: &Path, spec: &Spec, trained: &Spec) -> Result<()> {
     })
 }
 
-fn sample_model(
-    loaded: &LoadedModel,
-    tokens: i64,
-    prompt: Option<&str>,
-    temperature: f64,
-    seed: u64,
-    out: &mut dyn Write,
-) -> Result<()> {
-    if !(temperature > 0.0 && temperature.is_finite()) {
-        return Err(Error::Usage(format!(
-            "--temperature must be a positive number, got {temperature}"
-        )));
-    }
-    let context = match prompt {
-        Some(text) if !text.is_empty() => loaded.vocab.encode(text)?,
-        _ => vec![0],
+/// `gptbuild sample`: finds the checkpoint, checks the request, streams the text.
+fn sample(args: SampleArgs, out: &mut dyn Write) -> Result<()> {
+    let spec = args
+        .spec
+        .as_deref()
+        .map(|name| Spec::load(&find_spec(name)?))
+        .transpose()?;
+    let path = match (args.checkpoint, &spec) {
+        (Some(path), _) => path,
+        (None, Some(spec)) => latest_checkpoint(&args.runs_dir, spec)?,
+        (None, None) => return Err(Error::Usage("give --spec or --checkpoint".into())),
     };
-    write!(out, "{}", loaded.vocab.decode(&context)).map_err(Error::io("writing the sample"))?;
-    tch::manual_seed(seed as i64);
-    let mut failure = None;
-    generate(
-        &loaded.model,
-        &context,
-        tokens.max(0),
-        temperature,
-        Device::Cpu,
-        |token| {
-            let written =
-                write!(out, "{}", loaded.vocab.decode(&[token])).and_then(|_| out.flush());
-            failure = written.err();
-            failure.is_none()
-        },
-    );
-    if let Some(source) = failure {
-        return Err(Error::Io {
-            context: "writing the sample".into(),
-            source,
-        });
+    let loaded = checkpoint::load(&path, Device::Cpu)?;
+    if let Some(spec) = &spec {
+        ensure_same_model(&path, spec, &loaded.spec)?;
     }
-    writeln!(out).map_err(Error::io("writing the sample"))
+    let defaults = &loaded.spec.sampling;
+    let decoding = Decoding {
+        temperature: args.temperature.unwrap_or(defaults.temperature),
+        top_k: args.top_k.or(defaults.top_k),
+        top_p: args.top_p.or(defaults.top_p),
+    };
+    decoding.validate().map_err(|error| {
+        Error::Usage(format!(
+            "--{}: {}",
+            error.field.replace('_', "-"),
+            error.message
+        ))
+    })?;
+    let request = SampleRequest {
+        count: match args.forever {
+            true => None,
+            false => Some(args.tokens.unwrap_or(defaults.tokens.max(0) as u64)),
+        },
+        prompt: args.prompt,
+        decoding,
+        seed: args.seed.unwrap_or(defaults.seed),
+        cached: !args.no_cache,
+    };
+    interrupt::install()?;
+    let report = stream(&loaded, &request, out)?;
+    if args.stats {
+        eprintln!(
+            "{} characters in {:.2} s: {:.1} characters/s ({})",
+            report.tokens,
+            report.seconds,
+            report.tokens_per_second(),
+            if request.cached {
+                "KV cache"
+            } else {
+                "full recompute"
+            }
+        );
+    }
+    match report.end {
+        StreamEnd::Interrupted => Err(Error::Interrupted),
+        StreamEnd::Finished | StreamEnd::ReaderGone => Ok(()),
+    }
 }

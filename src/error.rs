@@ -80,6 +80,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// Ctrl-C or SIGTERM ended the command cleanly; `main` exits 130 without a message.
+    #[error("interrupted")]
+    Interrupted,
+
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }

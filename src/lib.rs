@@ -2,13 +2,16 @@
 //! corpus (Tiny Shakespeare) with libtorch through tch.
 //!
 //! The flow: [`spec`] (what to build, validated) → [`layers`] / [`model`] (the built network) →
-//! [`train`] (AdamW from [`optim`] on batches from [`data`]) → [`checkpoint`] and [`sample`].
-//! [`run`] ties them together for `gptbuild run`; [`cli`] is the command line.
+//! [`train`] (AdamW from [`optim`] on batches from [`data`]) → [`checkpoint`] and [`sample`]
+//! (over a sliding [`context`] with a KV cache). [`run`] ties them together for `gptbuild run`,
+//! [`stream`] for `gptbuild sample`; [`cli`] is the command line, [`interrupt`] its Ctrl-C.
 
 pub mod checkpoint;
 pub mod cli;
+pub mod context;
 pub mod data;
 pub mod error;
+pub mod interrupt;
 pub mod layers;
 pub mod model;
 pub mod optim;
@@ -16,6 +19,7 @@ pub mod run;
 pub mod run_dir;
 pub mod sample;
 pub mod spec;
+pub mod stream;
 pub mod summary;
 pub mod train;
 pub mod vocab;

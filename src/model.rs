@@ -4,10 +4,11 @@
 //! character given characters `0..=t`. Variable paths are the checkpoint's tensor names
 //! (`blocks.2.attn.heads.0.key.weight`), so an exported checkpoint reads naturally from PyTorch.
 
-use tch::nn::{self, Module, ModuleT};
-use tch::{Reduction, Tensor};
+use tch::nn::{self, Module};
+use tch::{Device, Reduction, Tensor};
 
 use crate::layers::block::Block;
+use crate::layers::kv_cache::ModelCache;
 use crate::layers::linear::Linear;
 use crate::layers::token_embedding::TokenEmbedding;
 use crate::layers::{Dims, Layer, PositionalEncoding};
@@ -52,14 +53,43 @@ impl Gpt {
     /// Next-token logits `[B, T, vocab]` for ids `[B, T]`, `T <= block_size`; dropout only if `train`.
     pub fn forward_t(&self, ids: &Tensor, train: bool) -> Tensor {
         let t = ids.size()[1];
-        let mut x = self.token_embedding.forward(ids) + self.position.embedding(t);
+        let mut x = self.token_embedding.forward(ids) + self.position.embedding(0, t);
         for block in &self.blocks {
             x = block.forward_t(&x, train);
         }
-        if let Some(norm) = &self.final_norm {
-            x = norm.forward_t(&x, train);
+        self.logits(&x, train)
+    }
+
+    /// An empty key/value cache for `batch` sequences of up to `block_size` tokens.
+    pub fn new_cache(&self, batch: i64, device: Device) -> ModelCache {
+        let capacity = self.dims.block_size;
+        ModelCache::new(
+            self.blocks
+                .iter()
+                .map(|block| block.new_cache(batch, capacity, device))
+                .collect(),
+        )
+    }
+
+    /// Next-token logits `[B, n, vocab]` for `n` new ids `[B, n]` that follow the tokens already in
+    /// `cache`, which must have room for them (evaluation mode). Equal to the last `n` positions of
+    /// [`Gpt::forward_t`] over the cached tokens and the new ones.
+    pub fn forward_cached(&self, ids: &Tensor, cache: &mut ModelCache) -> Tensor {
+        let n = ids.size()[1];
+        let start = cache.len();
+        let mut x = self.token_embedding.forward(ids) + self.position.embedding(start, n);
+        for (block, block_cache) in self.blocks.iter().zip(cache.extend(n)) {
+            x = block.forward_cached(&x, block_cache);
         }
-        self.lm_head.forward(&x)
+        self.logits(&x, false)
+    }
+
+    /// The final norm, then the language-model head: `[B, T, C] -> [B, T, vocab]`.
+    fn logits(&self, x: &Tensor, train: bool) -> Tensor {
+        match &self.final_norm {
+            Some(norm) => self.lm_head.forward(&norm.forward_t(x, train)),
+            None => self.lm_head.forward(x),
+        }
     }
 
     /// Mean cross-entropy of `logits [B, T, V]` against `targets [B, T]`.

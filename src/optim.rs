@@ -33,7 +33,10 @@ impl AdamW {
     /// An optimizer over `params` (the trainable variables of a VarStore), with zeroed moments.
     /// The variables keep their values but move into one contiguous buffer.
     pub fn new(params: Vec<Tensor>, settings: AdamWSpec) -> Self {
-        let device = params.first().map(Tensor::device).unwrap_or(tch::Device::Cpu);
+        let device = params
+            .first()
+            .map(Tensor::device)
+            .unwrap_or(tch::Device::Cpu);
         let flat_params = tch::no_grad(|| {
             let pieces: Vec<Tensor> = params.iter().map(|p| p.detach().reshape([-1])).collect();
             if pieces.is_empty() {
@@ -45,7 +48,9 @@ impl AdamW {
         let mut offset = 0;
         for p in &params {
             let numel = p.numel() as i64;
-            let view = flat_params.narrow(0, offset, numel).view(p.size().as_slice());
+            let view = flat_params
+                .narrow(0, offset, numel)
+                .view(p.size().as_slice());
             p.shallow_clone().set_data(&view);
             offset += numel;
         }
@@ -72,7 +77,13 @@ impl AdamW {
                 .iter()
                 .zip(&self.params)
                 // A parameter the loss does not reach gets no gradient: treat it as zero.
-                .map(|(g, p)| if g.defined() { g.reshape([-1]) } else { p.zeros_like().reshape([-1]) })
+                .map(|(g, p)| {
+                    if g.defined() {
+                        g.reshape([-1])
+                    } else {
+                        p.zeros_like().reshape([-1])
+                    }
+                })
                 .collect();
             Tensor::cat(&pieces, 0)
         });
@@ -81,7 +92,12 @@ impl AdamW {
 
     /// One update from a flat gradient laid out like the parameters.
     fn step_with(&mut self, grad: &Tensor, lr: f64) {
-        let AdamWSpec { beta1, beta2, eps, weight_decay } = self.settings;
+        let AdamWSpec {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } = self.settings;
         self.step += 1;
         let bias_correction1 = 1.0 - beta1.powi(self.step as i32);
         let bias_correction2 = 1.0 - beta2.powi(self.step as i32);

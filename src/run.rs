@@ -131,13 +131,18 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
     )
     .map_err(Error::io("writing the log"))?;
     tch::manual_seed(sampling.seed as i64);
-    let tokens = generate(
+    let mut tokens = vec![0];
+    generate(
         &trainer.model,
         &[0],
-        sampling.tokens,
-        sampling.temperature,
+        Some(sampling.tokens.max(0) as u64),
+        &sampling.decoding(),
+        true,
         device,
-        |_| true,
+        |token| {
+            tokens.push(token);
+            true
+        },
     );
     let sample = vocab.decode(&tokens);
     writeln!(out, "{sample}").map_err(Error::io("writing the sample"))?;

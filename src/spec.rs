@@ -10,6 +10,7 @@ use crate::error::{Error, Result, SpecError};
 use crate::layers::block::BlockSpec;
 use crate::layers::position_learned::Learned;
 use crate::layers::{require_positive, Dims, NormKind, PositionKind};
+use crate::sample::Decoding;
 
 /// Where bare spec names (`task06.yaml`, `task06`) are looked up.
 pub const ARCHITECTURES_DIR: &str = "architectures";
@@ -121,6 +122,12 @@ pub struct SamplingSpec {
     /// Divides the logits: below 1 sharper, above 1 more adventurous.
     #[serde(default = "default_temperature")]
     pub temperature: f64,
+    /// Draw only among the k most likely characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<i64>,
+    /// Draw only among the most likely characters whose probabilities add up to p (nucleus).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
     #[serde(default = "default_seed")]
     pub seed: u64,
 }
@@ -212,6 +219,8 @@ impl Default for SamplingSpec {
         SamplingSpec {
             tokens: default_tokens(),
             temperature: default_temperature(),
+            top_k: None,
+            top_p: None,
             seed: default_seed(),
         }
     }
@@ -386,7 +395,16 @@ impl SamplingSpec {
                 format!("must be 0 or more, got {}", self.tokens),
             ));
         }
-        require_positive_real("temperature", self.temperature)
+        self.decoding().validate()
+    }
+
+    /// How the sample's characters are drawn.
+    pub fn decoding(&self) -> Decoding {
+        Decoding {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+        }
     }
 }
 

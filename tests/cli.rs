@@ -162,34 +162,70 @@ fn run_then_sample() {
     assert!(output.status.success(), "{}", text(&output.stderr));
 }
 
-#[test]
-fn a_closed_pipe_ends_sampling_quietly() {
-    let dir = tempfile::tempdir().unwrap();
+/// An untrained task01 checkpoint with Tiny Shakespeare's vocabulary, in `dir`.
+fn untrained_checkpoint(dir: &Path) -> String {
     let spec = common::load_spec(&common::repo_root().join("architectures/task01.yaml"));
     let (vs, _) = common::build(&spec, 0);
     let vocab = gptbuild::vocab::Vocabulary::from_text(
         &std::fs::read_to_string(common::corpus_path()).unwrap(),
     );
-    let checkpoint = dir.path().join("m.safetensors");
+    let checkpoint = dir.join("m.safetensors");
     gptbuild::checkpoint::save(&checkpoint, &vs, &spec, &vocab, 0).unwrap();
-    let mut child = Command::new(BIN)
-        .args([
-            "sample",
-            "--checkpoint",
-            checkpoint.to_str().unwrap(),
-            "--tokens",
-            "1000000",
-        ])
+    checkpoint.to_str().unwrap().to_string()
+}
+
+/// `gptbuild sample --checkpoint CHECKPOINT --forever`, its stdout and stderr piped to us.
+fn sample_forever(checkpoint: &str) -> std::process::Child {
+    Command::new(BIN)
+        .args(["sample", "--checkpoint", checkpoint, "--forever"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    let mut first = [0u8; 100];
+        .unwrap()
+}
+
+#[test]
+fn a_closed_pipe_ends_sampling_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = sample_forever(&untrained_checkpoint(dir.path()));
+    let mut first = [0u8; 1000];
     child.stdout.take().unwrap().read_exact(&mut first).unwrap();
     // Dropping our end of the pipe closes it; the sampler must notice and stop without complaint.
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(text(&output.stderr), "");
+}
+
+#[test]
+fn ctrl_c_and_sigterm_end_endless_sampling_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = untrained_checkpoint(dir.path());
+    for signal in ["INT", "TERM"] {
+        let mut child = sample_forever(&checkpoint);
+        let mut stdout = child.stdout.take().unwrap();
+        // It streams: characters arrive while it runs.
+        let mut first = [0u8; 300];
+        stdout.read_exact(&mut first).unwrap();
+        let killed = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let mut rest = Vec::new();
+        stdout.read_to_end(&mut rest).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(output.status.code(), Some(130), "SIG{signal}");
+        assert_eq!(
+            text(&output.stderr),
+            "",
+            "SIG{signal}: no message, no panic"
+        );
+        assert_eq!(
+            rest.last(),
+            Some(&b'\n'),
+            "SIG{signal}: the line is finished"
+        );
+    }
 }
 
 #[test]
@@ -246,6 +282,39 @@ fn bad_input_gets_one_clear_line() {
         dir.path(),
     );
     assert_clean_failure(&output, "too few for block_size 8");
+
+    let checkpoint = untrained_checkpoint(dir.path());
+    for (flag, value, needle) in [
+        ("--top-p", "1.5", "--top-p: must be in (0, 1], got 1.5"),
+        ("--top-k", "0", "--top-k: must be at least 1"),
+        (
+            "--temperature",
+            "0",
+            "--temperature: must be a positive number",
+        ),
+    ] {
+        let output = gptbuild(
+            &["sample", "--checkpoint", &checkpoint, flag, value],
+            dir.path(),
+        );
+        assert_clean_failure(&output, needle);
+    }
+    let output = gptbuild(
+        &[
+            "sample",
+            "--checkpoint",
+            &checkpoint,
+            "--forever",
+            "--tokens",
+            "5",
+        ],
+        dir.path(),
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a usage error: --forever or --tokens"
+    );
 }
 
 #[test]

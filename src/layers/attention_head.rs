@@ -4,14 +4,19 @@
 //! ("what I will tell you"). A token's output is the average of the values of the tokens at or
 //! before it, weighted by softmax(q·k / √head_size); the causal mask hides the future, so the model
 //! can be trained to predict every next character of a sequence at once.
+//!
+//! When generating, the keys and values of the tokens already seen are kept in a
+//! [`KeyValueCache`]: a new token computes only its own query, key and value, and its query meets
+//! every cached key. The arithmetic is the same as row `t` of the full computation.
 //! Shapes: `[B, T, C] -> [B, T, head_size]`.
 
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, Module, ModuleT};
-use tch::{Kind, Tensor};
+use tch::nn::{self, Module};
+use tch::{Device, Kind, Tensor};
 
+use super::kv_cache::KeyValueCache;
 use super::linear::Linear;
-use super::{require_positive, AttentionKind, Dims, Layer};
+use super::{require_positive, Attention, AttentionCache, AttentionKind, Dims};
 use crate::error::SpecError;
 
 /// `attention: {kind: head, head_size: 32}`: a single head, as in the course's first step.
@@ -35,7 +40,7 @@ impl AttentionKind for SingleHead {
         self.head_size.unwrap_or(dims.n_embd)
     }
 
-    fn build(&self, path: &nn::Path, dims: &Dims) -> Layer {
+    fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn Attention> {
         Box::new(AttentionHead::new(path, dims, self.output_width(dims)))
     }
 }
@@ -70,21 +75,62 @@ impl AttentionHead {
     }
 }
 
-impl ModuleT for AttentionHead {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let t = x.size()[1];
+impl AttentionHead {
+    pub fn head_size(&self) -> i64 {
+        self.key.weight.size()[0]
+    }
+
+    /// Over a whole sequence `[B, T, C]`: every token attends to itself and the tokens before it.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let k = self.key.forward(x);
         let q = self.query.forward(x);
         let v = self.value.forward(x);
+        self.attend(&q, &k, &v, 0, train)
+    }
+
+    /// Over `n` new tokens `[B, n, C]` that follow the `cache.len()` tokens in `cache` (no dropout).
+    pub fn forward_cached(&self, x: &Tensor, cache: &mut KeyValueCache) -> Tensor {
+        let start = cache.len();
+        let (k, v) = cache.append(&self.key.forward(x), &self.value.forward(x));
+        let q = self.query.forward(x);
+        self.attend(&q, &k, &v, start, false)
+    }
+
+    /// Queries `q` of the tokens at positions `start..start + n` attend over the keys `k` and
+    /// values `v` of positions `0..start + n`.
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, start: i64, train: bool) -> Tensor {
+        let n = q.size()[1];
+        let len = k.size()[1];
         // Affinities between every pair of tokens, scaled so the softmax does not saturate at init.
         let scores = q.matmul(&k.transpose(-2, -1)) * self.scale;
-        let future = self.future.narrow(0, 0, t).narrow(1, 0, t);
+        // Row i (position start + i) may not see columns after start + i.
+        let future = self.future.narrow(0, start, n).narrow(1, 0, len);
         let mut weights = scores
             .masked_fill(&future, f64::NEG_INFINITY)
             .softmax(-1, Kind::Float);
         if self.dropout > 0.0 {
             weights = weights.dropout(self.dropout, train);
         }
-        weights.matmul(&v)
+        weights.matmul(v)
+    }
+}
+
+/// The course's first step: a single head is the whole attention layer.
+impl Attention for AttentionHead {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        AttentionHead::forward_t(self, x, train)
+    }
+
+    fn new_cache(&self, batch: i64, capacity: i64, device: Device) -> AttentionCache {
+        vec![KeyValueCache::new(
+            &[batch],
+            capacity,
+            self.head_size(),
+            device,
+        )]
+    }
+
+    fn forward_cached(&self, x: &Tensor, cache: &mut AttentionCache) -> Tensor {
+        AttentionHead::forward_cached(self, x, &mut cache[0])
     }
 }

@@ -8,12 +8,12 @@
 //! Shapes: `[B, T, C] -> [B, T, C]`.
 
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, ModuleT};
-use tch::Tensor;
+use tch::nn;
+use tch::{Device, Tensor};
 
 use super::feed_forward_none::NoFeedForward;
 use super::layer_norm::LayerNormKind;
-use super::{AttentionKind, Dims, FeedForwardKind, Layer, NormKind};
+use super::{Attention, AttentionCache, AttentionKind, Dims, FeedForwardKind, Layer, NormKind};
 use crate::error::SpecError;
 
 /// Where the block normalises.
@@ -106,31 +106,58 @@ impl BlockSpec {
 #[derive(Debug)]
 pub struct Block {
     attention_norm: Option<Layer>,
-    attention: Layer,
+    attention: Box<dyn Attention>,
     feed_forward_norm: Option<Layer>,
     feed_forward: Option<Layer>,
     residual: bool,
 }
 
 impl Block {
+    /// `[B, T, C] -> [B, T, C]` over a whole sequence.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let x = self.sublayer(x, self.attention_norm.as_ref(), train, |h| {
+            self.attention.forward_t(h, train)
+        });
+        self.computation(&x, train)
+    }
+
+    /// An empty key/value cache for the block's attention.
+    pub fn new_cache(&self, batch: i64, capacity: i64, device: Device) -> AttentionCache {
+        self.attention.new_cache(batch, capacity, device)
+    }
+
+    /// `[B, n, C] -> [B, n, C]` for `n` new tokens following those in `cache` (evaluation mode).
+    pub fn forward_cached(&self, x: &Tensor, cache: &mut AttentionCache) -> Tensor {
+        let x = self.sublayer(x, self.attention_norm.as_ref(), false, |h| {
+            self.attention.forward_cached(h, cache)
+        });
+        self.computation(&x, false)
+    }
+
+    /// The feed-forward half, which sees each token on its own.
+    fn computation(&self, x: &Tensor, train: bool) -> Tensor {
+        match &self.feed_forward {
+            Some(ff) => self.sublayer(x, self.feed_forward_norm.as_ref(), train, |h| {
+                ff.forward_t(h, train)
+            }),
+            None => x.shallow_clone(),
+        }
+    }
+
     /// `x + f(norm(x))`, or `f(x)` without residual and norm.
-    fn sublayer(&self, x: &Tensor, norm: Option<&Layer>, f: &Layer, train: bool) -> Tensor {
+    fn sublayer(
+        &self,
+        x: &Tensor,
+        norm: Option<&Layer>,
+        train: bool,
+        f: impl FnOnce(&Tensor) -> Tensor,
+    ) -> Tensor {
         let normed = norm.map(|norm| norm.forward_t(x, train));
-        let out = f.forward_t(normed.as_ref().unwrap_or(x), train);
+        let out = f(normed.as_ref().unwrap_or(x));
         if self.residual {
             x + out
         } else {
             out
-        }
-    }
-}
-
-impl ModuleT for Block {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = self.sublayer(x, self.attention_norm.as_ref(), &self.attention, train);
-        match &self.feed_forward {
-            Some(ff) => self.sublayer(&x, self.feed_forward_norm.as_ref(), ff, train),
-            None => x,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! | [`position_learned`] | where a character sits, learned (GPT) |
 //! | [`attention_head`] | one causal self-attention head: tokens talk to their past |
 //! | [`multi_head_attention`] | several heads side by side, optionally projected back |
+//! | [`kv_cache`] | generation without recomputing the past: cached keys and values |
 //! | [`feed_forward_none`], [`feed_forward_linear`], [`feed_forward_mlp`] | tokens think on their own |
 //! | [`layer_norm`] | keep activations well scaled |
 //! | [`block`] | communication + computation, with optional residuals and norms |
@@ -19,7 +20,9 @@
 use std::fmt::Debug;
 
 use tch::nn;
-use tch::Tensor;
+use tch::{Device, Tensor};
+
+use kv_cache::KeyValueCache;
 
 use crate::error::SpecError;
 
@@ -28,6 +31,7 @@ pub mod block;
 pub mod feed_forward_linear;
 pub mod feed_forward_mlp;
 pub mod feed_forward_none;
+pub mod kv_cache;
 pub mod layer_norm;
 pub mod linear;
 pub mod multi_head_attention;
@@ -63,8 +67,8 @@ pub trait PositionKind: Debug + Send + Sync {
 
 /// A built positional scheme.
 pub trait PositionalEncoding: Debug + Send {
-    /// The `[t, n_embd]` vectors added to the token embeddings of positions `0..t`.
-    fn embedding(&self, t: i64) -> Tensor;
+    /// The `[t, n_embd]` vectors added to the token embeddings of positions `start..start + t`.
+    fn embedding(&self, start: i64, t: i64) -> Tensor;
 }
 
 /// How tokens exchange information. Registered kinds: `head`, `multi_head`.
@@ -75,8 +79,24 @@ pub trait AttentionKind: Debug + Send + Sync {
     /// Width of the output, which the rest of the block expects to be `n_embd`.
     fn output_width(&self, dims: &Dims) -> i64;
     /// Builds the layer under `path`: `[B, T, C] -> [B, T, output_width]`.
-    fn build(&self, path: &nn::Path, dims: &Dims) -> Layer;
+    fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn Attention>;
 }
+
+/// A built attention layer, which can run over a whole sequence or, when generating, over new
+/// tokens that follow the ones in its [`kv_cache`].
+pub trait Attention: Debug + Send {
+    /// `[B, T, C] -> [B, T, width]` over a whole sequence (training, evaluation, full recompute).
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor;
+    /// An empty cache for `batch` sequences of up to `capacity` tokens.
+    fn new_cache(&self, batch: i64, capacity: i64, device: Device) -> AttentionCache;
+    /// Evaluation-mode attention for `n` new tokens `[B, n, C]` that follow the cached ones: their
+    /// queries attend over the cached keys and values and their own, which are then appended to
+    /// `cache`. Equals the last `n` positions of [`Attention::forward_t`] over the whole sequence.
+    fn forward_cached(&self, x: &Tensor, cache: &mut AttentionCache) -> Tensor;
+}
+
+/// What one attention layer caches: one [`KeyValueCache`] per head (or group of heads).
+pub type AttentionCache = Vec<KeyValueCache>;
 
 /// The per-token computation after attention. Registered kinds: `none`, `linear`, `mlp`.
 #[typetag::serde(tag = "kind")]

@@ -5,12 +5,12 @@
 //! Shapes: `[B, T, C] -> [B, T, n_head·head_size]`, or `[B, T, C]` with the projection.
 
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, Module, ModuleT};
-use tch::Tensor;
+use tch::nn::{self, Module};
+use tch::{Device, Tensor};
 
 use super::attention_head::AttentionHead;
 use super::linear::Linear;
-use super::{require_positive, AttentionKind, Dims, Layer};
+use super::{require_positive, Attention, AttentionCache, AttentionKind, Dims};
 use crate::error::SpecError;
 
 /// `attention: {kind: multi_head, n_head: 4, head_size: 8, projection: true}`.
@@ -60,7 +60,7 @@ impl AttentionKind for MultiHead {
         }
     }
 
-    fn build(&self, path: &nn::Path, dims: &Dims) -> Layer {
+    fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn Attention> {
         let head_size = self.head_size.unwrap_or(dims.n_embd / self.n_head.max(1));
         let heads = (0..self.n_head)
             .map(|i| AttentionHead::new(&(path / "heads" / i), dims, head_size))
@@ -83,9 +83,9 @@ pub struct MultiHeadAttention {
     dropout: f64,
 }
 
-impl ModuleT for MultiHeadAttention {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let outputs: Vec<Tensor> = self.heads.iter().map(|h| h.forward_t(x, train)).collect();
+impl MultiHeadAttention {
+    /// Concatenates the heads' outputs and projects them back, if the layer has a projection.
+    fn combine(&self, outputs: Vec<Tensor>, train: bool) -> Tensor {
         let concatenated = Tensor::cat(&outputs, -1);
         match &self.projection {
             Some(projection) if self.dropout > 0.0 => projection
@@ -94,5 +94,29 @@ impl ModuleT for MultiHeadAttention {
             Some(projection) => projection.forward(&concatenated),
             None => concatenated,
         }
+    }
+}
+
+impl Attention for MultiHeadAttention {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let outputs = self.heads.iter().map(|h| h.forward_t(x, train)).collect();
+        self.combine(outputs, train)
+    }
+
+    fn new_cache(&self, batch: i64, capacity: i64, device: Device) -> AttentionCache {
+        self.heads
+            .iter()
+            .flat_map(|head| head.new_cache(batch, capacity, device))
+            .collect()
+    }
+
+    fn forward_cached(&self, x: &Tensor, cache: &mut AttentionCache) -> Tensor {
+        let outputs = self
+            .heads
+            .iter()
+            .zip(cache.iter_mut())
+            .map(|(head, cache)| head.forward_cached(x, cache))
+            .collect();
+        self.combine(outputs, false)
     }
 }

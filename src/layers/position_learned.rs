@@ -35,13 +35,15 @@ pub struct LearnedPositions {
 }
 
 impl PositionalEncoding for LearnedPositions {
-    fn embedding(&self, t: i64) -> Tensor {
-        // A slice of the table is the same as embedding `arange(t)`, without building the ids.
+    fn embedding(&self, start: i64, t: i64) -> Tensor {
+        // A slice of the table is the same as embedding `arange(start, start + t)`, without
+        // building the ids.
         debug_assert!(
-            t <= self.weight.size()[0],
-            "{t} positions, table has {:?}",
+            start + t <= self.weight.size()[0],
+            "positions {start}..{}, table has {:?}",
+            start + t,
             self.weight.size()
         );
-        self.weight.narrow(0, 0, t)
+        self.weight.narrow(0, start, t)
     }
 }
