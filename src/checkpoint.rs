@@ -2,6 +2,9 @@
 //! resolved spec (YAML) and the vocabulary in the file's metadata — everything needed to rebuild
 //! and sample the model, readable from PyTorch with `safetensors.torch.load_file`.
 //!
+//! Beside it, `training.safetensors` holds what resuming needs besides the weights: the optimizer's
+//! moments, the step counter and the batch sampler's state.
+//!
 //! Files are written under a temporary name and renamed, so a crash never leaves half a checkpoint.
 
 use std::borrow::Cow;
@@ -15,10 +18,14 @@ use tch::{Device, Kind, Tensor};
 use crate::error::{Error, Result};
 use crate::model::Gpt;
 use crate::spec::Spec;
+use crate::train::TrainingState;
 use crate::vocab::Vocabulary;
 
 /// Identifies our checkpoints among other safetensors files.
 pub const FORMAT: &str = "gptbuild/1";
+
+/// Identifies a training-state file.
+pub const TRAINING_FORMAT: &str = "gptbuild-training/1";
 
 /// A model rebuilt from a checkpoint, with what it was trained from.
 #[derive(Debug)]
@@ -51,6 +58,102 @@ pub fn save(
         ("vocab".to_string(), vocab.as_string()),
         ("iteration".to_string(), iteration.to_string()),
     ]);
+    write_atomically(path, tensors, metadata)
+}
+
+/// Writes a [`TrainingState`] to `path`, atomically.
+pub fn save_training_state(path: &Path, state: &TrainingState) -> Result<()> {
+    let tensors = vec![
+        (
+            "exp_avg".to_string(),
+            HostTensor::from_tensor(&state.exp_avg),
+        ),
+        (
+            "exp_avg_sq".to_string(),
+            HostTensor::from_tensor(&state.exp_avg_sq),
+        ),
+    ];
+    let last_evaluation = state
+        .last_evaluation
+        .map(|i| i.to_string())
+        .unwrap_or_default();
+    let metadata = HashMap::from([
+        ("format".to_string(), TRAINING_FORMAT.to_string()),
+        ("step".to_string(), state.step.to_string()),
+        ("batch_rng".to_string(), state.batch_rng.to_string()),
+        ("last_evaluation".to_string(), last_evaluation),
+    ]);
+    write_atomically(path, tensors, metadata)
+}
+
+/// Reads a [`TrainingState`] onto `device`. Foreign or damaged files are errors, never panics.
+pub fn load_training_state(path: &Path, device: Device) -> Result<TrainingState> {
+    let (bytes, meta) = read_with_format(path, TRAINING_FORMAT, "a gptbuild training state")?;
+    let bad = |message: String| checkpoint_error(path, message);
+    let number = |key: &str| -> Result<&str> {
+        meta.get(key)
+            .map(String::as_str)
+            .ok_or_else(|| bad(format!("metadata lacks `{key}`")))
+    };
+    let step = number("step")?
+        .parse()
+        .map_err(|_| bad("step is not a number".into()))?;
+    let batch_rng = number("batch_rng")?
+        .parse()
+        .map_err(|_| bad("batch_rng is not a number".into()))?;
+    let last_evaluation = match number("last_evaluation")? {
+        "" => None,
+        text => Some(
+            text.parse()
+                .map_err(|_| bad("last_evaluation is not a number".into()))?,
+        ),
+    };
+    let file =
+        SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("unreadable tensors ({e})")))?;
+    let moment = |name: &str| -> Result<Tensor> {
+        let view = file
+            .tensor(name)
+            .map_err(|_| bad(format!("tensor `{name}` is missing")))?;
+        if view.dtype() != Dtype::F32 || view.shape().len() != 1 {
+            return Err(bad(format!("tensor `{name}` is not a flat F32 vector")));
+        }
+        let shape = [view.shape()[0] as i64];
+        Ok(Tensor::from_data_size(view.data(), &shape, Kind::Float).to_device(device))
+    };
+    Ok(TrainingState {
+        exp_avg: moment("exp_avg")?,
+        exp_avg_sq: moment("exp_avg_sq")?,
+        step,
+        batch_rng,
+        last_evaluation,
+    })
+}
+
+/// Reads a safetensors file whose metadata says `format`: its bytes and its metadata.
+fn read_with_format(
+    path: &Path,
+    format: &str,
+    what: &str,
+) -> Result<(Vec<u8>, HashMap<String, String>)> {
+    let bytes = std::fs::read(path).map_err(|e| checkpoint_error(path, e.to_string()))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| checkpoint_error(path, format!("not a safetensors file ({e})")))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    if meta.get("format").map(String::as_str) != Some(format) {
+        return Err(checkpoint_error(
+            path,
+            format!("not {what} (no `format: {format}` in its metadata)"),
+        ));
+    }
+    Ok((bytes, meta))
+}
+
+/// Serialises tensors and metadata to `path` through a temporary file and a rename.
+fn write_atomically(
+    path: &Path,
+    tensors: Vec<(String, HostTensor)>,
+    metadata: HashMap<String, String>,
+) -> Result<()> {
     let bytes = safetensors::serialize(tensors, Some(metadata))
         .map_err(|e| checkpoint_error(path, format!("cannot serialise: {e}")))?;
     let partial = PathBuf::from(format!("{}.partial", path.display()));
@@ -58,19 +161,26 @@ pub fn save(
     std::fs::rename(&partial, path).map_err(Error::io(format!("renaming to {}", path.display())))
 }
 
+/// Fails unless `checkpoint` holds the model `spec` describes (same resolved model section).
+pub fn ensure_same_model(checkpoint: &Path, spec: &Spec, trained: &Spec) -> Result<()> {
+    if serde_norway::to_string(&spec.model).ok() == serde_norway::to_string(&trained.model).ok() {
+        return Ok(());
+    }
+    Err(checkpoint_error(
+        checkpoint,
+        format!(
+            "holds a different model than spec {} describes (its model section differs from \
+             the one this checkpoint was trained with)",
+            spec.name()
+        ),
+    ))
+}
+
 /// Reads a checkpoint and rebuilds its model on `device`. Foreign, truncated or inconsistent files
 /// are errors, never panics.
 pub fn load(path: &Path, device: Device) -> Result<LoadedModel> {
-    let bytes = std::fs::read(path).map_err(|e| checkpoint_error(path, e.to_string()))?;
+    let (bytes, meta) = read_with_format(path, FORMAT, "a gptbuild checkpoint")?;
     let bad = |message: String| checkpoint_error(path, message);
-    let (_, header) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| bad(format!("not a safetensors file ({e})")))?;
-    let meta = header.metadata().clone().unwrap_or_default();
-    if meta.get("format").map(String::as_str) != Some(FORMAT) {
-        return Err(bad(format!(
-            "not a gptbuild checkpoint (no `format: {FORMAT}` in its metadata)"
-        )));
-    }
     let field = |key: &str| {
         meta.get(key)
             .ok_or_else(|| bad(format!("metadata lacks `{key}`")))
@@ -85,11 +195,12 @@ pub fn load(path: &Path, device: Device) -> Result<LoadedModel> {
     let file =
         SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("unreadable tensors ({e})")))?;
     let var_store = VarStore::new(device);
-    let model = Gpt::new(
+    let model = Gpt::try_new(
         &var_store.root(),
         &spec.model,
         spec.dims(vocab.len() as i64),
-    );
+    )
+    .map_err(|e| bad(format!("its spec: {e}")))?;
     let variables = var_store.variables();
     if file.len() != variables.len() {
         return Err(bad(format!(

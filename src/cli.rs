@@ -18,7 +18,7 @@ use crate::run_dir::{self, RUNS_DIR};
 use crate::sample::Decoding;
 use crate::spec::{find_spec, DeviceSpec, Spec};
 use crate::stream::{stream, SampleRequest, StreamEnd};
-use crate::summary::parameter_table;
+use crate::summary::{parameter_table, FlopsPerToken};
 
 /// Exit code for a failed command (usage errors exit with clap's 2).
 pub const EXIT_FAILURE: u8 = 1;
@@ -38,7 +38,13 @@ pub struct Cli {
 pub enum Command {
     /// Train a spec, print the course's log, save a checkpoint and print a sample.
     ///
-    /// Example: gptbuild run architectures/task06.yaml
+    /// A checkpoint is saved after every evaluation; Ctrl-C or SIGTERM stops after the current
+    /// step with a checkpoint (exit 130), and --resume continues from it.
+    ///
+    /// Examples:
+    ///   gptbuild run architectures/task06.yaml
+    ///   gptbuild run task05 --iters 2000 --seed 3 --threads 1
+    ///   gptbuild run task07 --resume
     Run {
         /// Spec file, or a bare name looked up in architectures/ (task06, task06.yaml).
         spec: String,
@@ -134,6 +140,10 @@ pub struct Overrides {
     /// Where run directories are created.
     #[arg(long)]
     pub runs_dir: Option<PathBuf>,
+    /// Continue the latest run of this spec from its last checkpoint (optimizer state, step
+    /// counter and random streams included); starts a new run if there is none.
+    #[arg(long)]
+    pub resume: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -185,8 +195,19 @@ pub fn execute(command: Command) -> Result<()> {
                 seed: overrides.seed,
                 threads: overrides.threads,
                 device: overrides.device.map(DeviceSpec::from),
+                resume: overrides.resume,
             };
+            interrupt::install()?;
             let outcome = run(&find_spec(&spec)?, &options, &mut out)?;
+            if !outcome.finished {
+                eprintln!(
+                    "interrupted after iteration {}; checkpoint saved in {}\n\
+                     continue with: gptbuild run {spec} --resume",
+                    outcome.iteration,
+                    outcome.dir.display()
+                );
+                return Err(Error::Interrupted);
+            }
             eprintln!("run saved in {}", outcome.dir.display());
             Ok(())
         }
@@ -194,8 +215,17 @@ pub fn execute(command: Command) -> Result<()> {
         Command::Inspect { spec, vocab_size } => {
             let spec = Spec::load(&find_spec(&spec)?)?;
             let vs = VarStore::new(Device::Cpu);
-            let _model = Gpt::new(&vs.root(), &spec.model, spec.dims(vocab_size));
-            write!(out, "{}", parameter_table(&vs)).map_err(Error::io("writing the table"))
+            let _model = Gpt::try_new(&vs.root(), &spec.model, spec.dims(vocab_size))?;
+            let flops = FlopsPerToken::of(&vs, spec.model.block_size);
+            writeln!(
+                out,
+                "{}FLOPs per token (full context of {}): forward {}, training step {}",
+                parameter_table(&vs),
+                spec.model.block_size,
+                flops.forward,
+                flops.training
+            )
+            .map_err(Error::io("writing the table"))
         }
         Command::Validate { spec } => {
             let spec = Spec::load(&find_spec(&spec)?)?;
@@ -218,21 +248,6 @@ fn latest_checkpoint(runs_dir: &Path, spec: &Spec) -> Result<PathBuf> {
     Ok(dir.join(CHECKPOINT_FILE))
 }
 
-/// A checkpoint is only sampled as `spec` if it holds the model `spec` describes now.
-fn ensure_same_model(path: &Path, spec: &Spec, trained: &Spec) -> Result<()> {
-    if serde_norway::to_string(&spec.model).ok() == serde_norway::to_string(&trained.model).ok() {
-        return Ok(());
-    }
-    Err(Error::Checkpoint {
-        path: path.to_path_buf(),
-        message: format!(
-            "holds a different model than spec {} describes; train it again or sample the \
-             checkpoint alone with --checkpoint",
-            spec.name()
-        ),
-    })
-}
-
 /// `gptbuild sample`: finds the checkpoint, checks the request, streams the text.
 fn sample(args: SampleArgs, out: &mut dyn Write) -> Result<()> {
     let spec = args
@@ -247,7 +262,7 @@ fn sample(args: SampleArgs, out: &mut dyn Write) -> Result<()> {
     };
     let loaded = checkpoint::load(&path, Device::Cpu)?;
     if let Some(spec) = &spec {
-        ensure_same_model(&path, spec, &loaded.spec)?;
+        checkpoint::ensure_same_model(&path, spec, &loaded.spec)?;
     }
     let defaults = &loaded.spec.sampling;
     let decoding = Decoding {

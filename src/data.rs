@@ -208,6 +208,11 @@ impl SplitMix64 {
         SplitMix64::new(seed ^ mixer.next_u64())
     }
 
+    /// The whole state, to save; [`SplitMix64::new`] with it continues the same sequence.
+    pub fn state(&self) -> u64 {
+        self.state
+    }
+
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;

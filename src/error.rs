@@ -80,6 +80,17 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A NaN or infinite loss: training cannot recover, so it stops.
+    #[error("training diverged: the loss is not a number at iteration {iteration}; {}", match last_good {
+        Some(good) => format!("the last good checkpoint (iteration {good}) is kept in {}", dir.display()),
+        None => "no checkpoint was good enough to keep; lower training.learning_rate".to_string(),
+    })]
+    Diverged {
+        iteration: i64,
+        dir: PathBuf,
+        last_good: Option<i64>,
+    },
+
     /// Ctrl-C or SIGTERM ended the command cleanly; `main` exits 130 without a message.
     #[error("interrupted")]
     Interrupted,

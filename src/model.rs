@@ -7,6 +7,7 @@
 use tch::nn::{self, Module};
 use tch::{Device, Reduction, Tensor};
 
+use crate::error::{Error, Result};
 use crate::layers::block::Block;
 use crate::layers::kv_cache::ModelCache;
 use crate::layers::linear::Linear;
@@ -44,6 +45,18 @@ impl Gpt {
             lm_head: Linear::new(&(root / "lm_head"), dims.n_embd, dims.vocab_size, true),
             dims,
         }
+    }
+
+    /// [`Gpt::new`] for a spec from outside (a file, a checkpoint): sizes too large to allocate
+    /// make libtorch fail inside tch, which panics; here that becomes an error.
+    pub fn try_new(root: &nn::Path, spec: &ModelSpec, dims: Dims) -> Result<Self> {
+        quietly(|| Gpt::new(root, spec, dims)).map_err(|_| {
+            Error::Usage(format!(
+                "cannot build the model: libtorch could not allocate its parameters \
+                 (n_embd {}, block_size {}, vocabulary {}); is it too large for this machine?",
+                dims.n_embd, dims.block_size, dims.vocab_size
+            ))
+        })
     }
 
     pub fn dims(&self) -> &Dims {
@@ -108,4 +121,13 @@ impl Gpt {
             0.0,
         )
     }
+}
+
+/// Runs `f`, turning a panic into an `Err` without printing the panic message.
+fn quietly<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(previous);
+    result
 }

@@ -69,6 +69,39 @@ impl AdamW {
         self.step
     }
 
+    /// The optimizer's state, to save: `(exp_avg, exp_avg_sq, step)`, the moments flat and laid out
+    /// like the parameters.
+    pub fn state(&self) -> (&Tensor, &Tensor, i64) {
+        (&self.exp_avg, &self.exp_avg_sq, self.step)
+    }
+
+    /// Restores a saved [`AdamW::state`]; the moments must have one entry per parameter value.
+    pub fn restore(
+        &mut self,
+        exp_avg: &Tensor,
+        exp_avg_sq: &Tensor,
+        step: i64,
+    ) -> Result<(), String> {
+        for (name, moment) in [("exp_avg", exp_avg), ("exp_avg_sq", exp_avg_sq)] {
+            if moment.size() != self.exp_avg.size() {
+                return Err(format!(
+                    "optimizer moment {name} has shape {:?}, the model needs {:?}",
+                    moment.size(),
+                    self.exp_avg.size()
+                ));
+            }
+        }
+        if step < 0 {
+            return Err(format!("optimizer step {step} is negative"));
+        }
+        tch::no_grad(|| {
+            self.exp_avg.copy_(exp_avg);
+            self.exp_avg_sq.copy_(exp_avg_sq);
+        });
+        self.step = step;
+        Ok(())
+    }
+
     /// Back-propagates `loss` to every parameter and takes one step with learning rate `lr`.
     pub fn minimise(&mut self, loss: &Tensor, lr: f64) {
         let grads = Tensor::run_backward(&[loss], &self.params, false, false);

@@ -1,18 +1,22 @@
 //! `gptbuild run`: spec in, trained model, log, checkpoint and sample out.
 //!
 //! Writes to `runs/<spec-name>/<run-id>/`: `spec.yaml` (resolved), `metrics.csv` (one row per
-//! evaluation), `model.safetensors` (weights + spec + vocabulary) and `sample.txt`.
+//! evaluation), `model.safetensors` (weights + spec + vocabulary), `training.safetensors`
+//! (optimizer moments, step, batch sampler state: what resuming needs) and `sample.txt`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use tch::nn::VarStore;
+use tch::Device;
 
 use crate::checkpoint;
 use crate::data::{locate_corpus, read_corpus, Dataset};
 use crate::error::{Error, Result};
+use crate::interrupt;
+use crate::metrics::Metrics;
 use crate::model::Gpt;
+use crate::progress::Progress;
 use crate::run_dir;
 use crate::sample::generate;
 use crate::spec::{DeviceSpec, Spec};
@@ -21,6 +25,9 @@ use crate::vocab::Vocabulary;
 
 /// The checkpoint's file name inside a run directory.
 pub const CHECKPOINT_FILE: &str = "model.safetensors";
+
+/// The training state's file name inside a run directory (what resuming needs besides weights).
+pub const TRAINING_STATE_FILE: &str = "training.safetensors";
 
 /// Command-line choices that override the spec (the resolved spec records the result).
 #[derive(Debug, Clone, Default)]
@@ -33,14 +40,22 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     pub threads: Option<i64>,
     pub device: Option<DeviceSpec>,
+    /// Continue the latest run of the spec from its checkpoint, if there is one.
+    pub resume: bool,
 }
 
-/// What a finished run produced.
+/// What a run produced.
 #[derive(Debug)]
 pub struct RunOutcome {
     pub dir: PathBuf,
+    /// The evaluations of this invocation (a resumed run's earlier ones are in `metrics.csv`).
     pub evaluations: Vec<Evaluation>,
+    /// The sample, or empty if the run was interrupted.
     pub sample: String,
+    /// False if the run stopped early on Ctrl-C / SIGTERM; its checkpoint can be resumed.
+    pub finished: bool,
+    /// Iterations completed.
+    pub iteration: i64,
 }
 
 impl RunOptions {
@@ -64,6 +79,11 @@ impl RunOptions {
 }
 
 /// Trains the spec at `spec_path`, printing the course's log to `out`, then samples from the model.
+///
+/// A checkpoint (weights + training state) is saved after every evaluation with finite losses, so
+/// a crash loses at most one evaluation interval; Ctrl-C / SIGTERM (once [`crate::interrupt`] is
+/// installed) stop after the current step with a checkpoint, and `resume` continues from it. A NaN
+/// or infinite loss stops the run with [`Error::Diverged`], keeping the last good checkpoint.
 pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Result<RunOutcome> {
     let mut spec = Spec::load(spec_path)?;
     options.apply(&mut spec, spec_path)?;
@@ -87,41 +107,89 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
         .runs_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(run_dir::RUNS_DIR));
-    let dir = run_dir::create(&runs_root, spec.name())?;
+    let resumable = options
+        .resume
+        .then(|| run_dir::latest_with(&runs_root, spec.name(), TRAINING_STATE_FILE))
+        .flatten();
+    let (dir, mut trainer, mut metrics) = match resumable {
+        Some(dir) => {
+            let (trainer, metrics) = resume(&dir, &spec, &vocab, &dataset, device)?;
+            eprintln!(
+                "resuming {} at iteration {}",
+                dir.display(),
+                trainer.iteration()
+            );
+            (dir, trainer, metrics)
+        }
+        None => {
+            if options.resume {
+                eprintln!("nothing to resume for {}: starting a new run", spec.name());
+            }
+            let dir = run_dir::create(&runs_root, spec.name())?;
+            tch::manual_seed(spec.training.seed as i64);
+            let var_store = VarStore::new(device);
+            let dims = spec.dims(vocab.len() as i64);
+            let model = Gpt::try_new(&var_store.root(), &spec.model, dims)?;
+            let trainer = Trainer::new(model, var_store, &dataset, &spec.training);
+            (dir, trainer, Metrics::new())
+        }
+    };
     write_file(&dir.join("spec.yaml"), spec.to_yaml().as_bytes())?;
 
-    tch::manual_seed(spec.training.seed as i64);
-    let var_store = VarStore::new(device);
-    let model = Gpt::new(
-        &var_store.root(),
-        &spec.model,
-        spec.dims(vocab.len() as i64),
-    );
-    let mut trainer = Trainer::new(model, var_store, &dataset, &spec.training);
-
-    let mut metrics = String::from("iteration,train_loss,val_loss,elapsed_seconds\n");
-    let started = Instant::now();
-    let evaluations = trainer.train(|evaluation| {
-        writeln!(out, "{}", evaluation.log_line()).map_err(Error::io("writing the log"))?;
-        out.flush().map_err(Error::io("writing the log"))?;
-        let Evaluation {
-            iteration,
-            train_loss,
-            val_loss,
-        } = evaluation;
-        let elapsed = started.elapsed().as_secs_f64();
-        metrics.push_str(&format!(
-            "{iteration},{train_loss:.6},{val_loss:.6},{elapsed:.3}\n"
-        ));
-        write_file(&dir.join("metrics.csv"), metrics.as_bytes())
-    })?;
-    checkpoint::save(
-        &dir.join(CHECKPOINT_FILE),
-        &trainer.var_store,
-        &spec,
-        &vocab,
+    let save = |trainer: &Trainer| -> Result<()> {
+        checkpoint::save_training_state(&dir.join(TRAINING_STATE_FILE), &trainer.state())?;
+        checkpoint::save(
+            &dir.join(CHECKPOINT_FILE),
+            &trainer.var_store,
+            &spec,
+            &vocab,
+            trainer.iteration(),
+        )
+    };
+    let progress = Progress::new(
         trainer.iteration(),
-    )?;
+        spec.training.max_iters,
+        spec.training.batch_size * spec.model.block_size,
+    );
+    let mut evaluations = Vec::new();
+    let mut last_good = None;
+    let finished = trainer.train(
+        |trainer, evaluation| {
+            progress.suspend(|| -> Result<()> {
+                writeln!(out, "{}", evaluation.log_line()).map_err(Error::io("writing the log"))?;
+                out.flush().map_err(Error::io("writing the log"))
+            })?;
+            metrics.record(evaluation);
+            write_file(&dir.join("metrics.csv"), metrics.csv().as_bytes())?;
+            evaluations.push(*evaluation);
+            if !evaluation.is_finite() {
+                return Err(Error::Diverged {
+                    iteration: evaluation.iteration,
+                    dir: dir.clone(),
+                    last_good,
+                });
+            }
+            save(trainer)?;
+            last_good = Some(evaluation.iteration);
+            Ok(())
+        },
+        |trainer| {
+            progress.step(trainer);
+            Ok(!interrupt::requested())
+        },
+    );
+    progress.finish();
+    let finished = finished?;
+    save(&trainer)?;
+    if !finished {
+        return Ok(RunOutcome {
+            dir,
+            evaluations,
+            sample: String::new(),
+            finished,
+            iteration: trainer.iteration(),
+        });
+    }
 
     let sampling = &spec.sampling;
     writeln!(
@@ -151,7 +219,43 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
         dir,
         evaluations,
         sample,
+        finished,
+        iteration: trainer.iteration(),
     })
+}
+
+/// Rebuilds the trainer of the run in `dir` from its checkpoint and training state, checking that
+/// they belong together, to `spec`'s model and to this corpus.
+fn resume<'d>(
+    dir: &Path,
+    spec: &Spec,
+    vocab: &Vocabulary,
+    dataset: &'d Dataset,
+    device: Device,
+) -> Result<(Trainer<'d>, Metrics)> {
+    let model_path = dir.join(CHECKPOINT_FILE);
+    let loaded = checkpoint::load(&model_path, device)?;
+    checkpoint::ensure_same_model(&model_path, spec, &loaded.spec)?;
+    let mismatch = |message: String| Error::Checkpoint {
+        path: model_path.clone(),
+        message,
+    };
+    if &loaded.vocab != vocab {
+        return Err(mismatch(
+            "was trained on a corpus with a different vocabulary".into(),
+        ));
+    }
+    let state = checkpoint::load_training_state(&dir.join(TRAINING_STATE_FILE), device)?;
+    if state.step != loaded.iteration {
+        return Err(mismatch(format!(
+            "holds iteration {} but the training state beside it is at {}",
+            loaded.iteration, state.step
+        )));
+    }
+    let mut trainer = Trainer::new(loaded.model, loaded.var_store, dataset, &spec.training);
+    trainer.restore(&state).map_err(mismatch)?;
+    let metrics = Metrics::read(&dir.join("metrics.csv"), state.last_evaluation)?;
+    Ok((trainer, metrics))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {

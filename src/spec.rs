@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result, SpecError};
 use crate::layers::block::BlockSpec;
 use crate::layers::position_learned::Learned;
-use crate::layers::{require_positive, Dims, NormKind, PositionKind};
+use crate::layers::{require_size, Dims, NormKind, PositionKind};
 use crate::sample::Decoding;
 
 /// Where bare spec names (`task06.yaml`, `task06`) are looked up.
@@ -319,9 +319,9 @@ impl DataSpec {
 
 impl ModelSpec {
     fn resolve(&mut self) -> std::result::Result<(), SpecError> {
-        require_positive("block_size", self.block_size)?;
-        require_positive("n_embd", self.n_embd)?;
-        require_positive("n_layer", self.n_layer)?;
+        require_size("block_size", self.block_size)?;
+        require_size("n_embd", self.n_embd)?;
+        require_size("n_layer", self.n_layer)?;
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(SpecError::new(
                 "dropout",
@@ -348,10 +348,10 @@ impl ModelSpec {
 
 impl TrainingSpec {
     fn validate(&self) -> std::result::Result<(), SpecError> {
-        require_positive("batch_size", self.batch_size)?;
-        require_positive("max_iters", self.max_iters)?;
-        require_positive("eval_interval", self.eval_interval)?;
-        require_positive("eval_iters", self.eval_iters)?;
+        require_size("batch_size", self.batch_size)?;
+        require_count("max_iters", self.max_iters)?;
+        require_count("eval_interval", self.eval_interval)?;
+        require_size("eval_iters", self.eval_iters)?;
         require_positive_real("learning_rate", self.learning_rate)?;
         if self.threads < 0 {
             return Err(SpecError::new(
@@ -421,6 +421,18 @@ fn validate_name(name: &str) -> std::result::Result<(), SpecError> {
         Err(SpecError::new(
             "name",
             format!("{name:?} cannot name a directory under runs/"),
+        ))
+    }
+}
+
+/// A count of iterations: at least 1, no upper bound.
+fn require_count(field: &str, value: i64) -> std::result::Result<(), SpecError> {
+    if value >= 1 {
+        Ok(())
+    } else {
+        Err(SpecError::new(
+            field,
+            format!("must be at least 1, got {value}"),
         ))
     }
 }

@@ -39,6 +39,43 @@ pub fn parameter_table(vs: &VarStore) -> String {
     table
 }
 
+/// Floating-point operations per token of a model, counted the usual way (Kaplan et al. 2020,
+/// arXiv 2001.08361, §2.1; Chowdhery et al. 2022, arXiv 2204.02311, App. B): 2 per multiply-add of
+/// every weight matrix applied to a token (embedding lookups are free), plus the attention
+/// scores and the weighted sum over a full context of `block_size` tokens; a training step costs
+/// about three forward passes (the backward pass computes two gradients per multiply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlopsPerToken {
+    pub forward: i64,
+    pub training: i64,
+}
+
+impl FlopsPerToken {
+    /// Counted from the variables of a built model: its matrices, and the width of its keys.
+    pub fn of(vs: &VarStore, block_size: i64) -> Self {
+        let variables = vs.variables();
+        let is_lookup =
+            |name: &str| name.starts_with("token_embedding.") || name.starts_with("position.");
+        let matrix_weights: i64 = variables
+            .iter()
+            .filter(|(name, t)| t.dim() == 2 && name.ends_with(".weight") && !is_lookup(name))
+            .map(|(_, t)| t.numel() as i64)
+            .sum();
+        // Every key dimension is matched by a query dimension (scores) and a value dimension
+        // (weighted sum): 2 multiply-adds per key dimension per context position.
+        let key_width: i64 = variables
+            .iter()
+            .filter(|(name, _)| name.ends_with(".key.weight"))
+            .map(|(_, t)| t.size()[0])
+            .sum();
+        let forward = 2 * matrix_weights + 2 * 2 * block_size * key_width;
+        FlopsPerToken {
+            forward,
+            training: 3 * forward,
+        }
+    }
+}
+
 /// Total number of trainable parameters.
 pub fn parameter_count(vs: &VarStore) -> i64 {
     vs.trainable_variables()

@@ -228,6 +228,95 @@ fn ctrl_c_and_sigterm_end_endless_sampling_cleanly() {
     }
 }
 
+/// `metrics.csv` of the latest run under `runs/task05`.
+fn task05_metrics(runs: &Path) -> String {
+    let mut dirs: Vec<_> = std::fs::read_dir(runs.join("task05"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    dirs.sort();
+    std::fs::read_to_string(dirs.last().unwrap().join("metrics.csv")).unwrap()
+}
+
+#[test]
+fn ctrl_c_stops_training_with_a_checkpoint_and_resume_finishes_it_identically() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = common::repo_root().join("architectures/task05.yaml");
+    let args = |runs: &str| -> Vec<String> {
+        [
+            "run",
+            spec.to_str().unwrap(),
+            "--iters",
+            "1500",
+            "--eval-interval",
+            "100",
+            "--eval-iters",
+            "2",
+            "--threads",
+            "1",
+            "--seed",
+            "4",
+            "--runs-dir",
+            dir.path().join(runs).to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    // Interrupted as soon as the first evaluation is printed.
+    let mut child = Command::new(BIN)
+        .args(args("parts"))
+        .env("GPTBUILD_DATA", common::corpus_path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first_line = String::new();
+    stdout.read_line(&mut first_line).unwrap();
+    assert!(first_line.starts_with("Epoch 0: "), "{first_line}");
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("checkpoint saved in"), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+    assert!(!rest.contains("Epoch 1499"), "it stopped early: {rest}");
+
+    let mut resume = args("parts");
+    resume.push("--resume".into());
+    let resumed = gptbuild(
+        &resume.iter().map(String::as_str).collect::<Vec<_>>(),
+        dir.path(),
+    );
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    assert!(text(&resumed.stderr).starts_with("resuming "));
+    assert!(text(&resumed.stdout).contains("Epoch 1499: "));
+
+    let whole = gptbuild(
+        &args("whole").iter().map(String::as_str).collect::<Vec<_>>(),
+        dir.path(),
+    );
+    assert!(whole.status.success(), "{}", text(&whole.stderr));
+    // Same evaluations, in order, without repeats (elapsed time aside).
+    let losses = |csv: String| -> Vec<String> {
+        csv.lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect()
+    };
+    assert_eq!(
+        losses(task05_metrics(&dir.path().join("parts"))),
+        losses(task05_metrics(&dir.path().join("whole")))
+    );
+}
+
 #[test]
 fn bad_input_gets_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -323,7 +412,13 @@ fn inspect_and_validate_a_course_step_by_bare_name() {
     let output = gptbuild(&["inspect", "task01"], &root);
     assert!(output.status.success(), "{}", text(&output.stderr));
     let table = text(&output.stdout);
-    assert!(table.lines().last().unwrap().ends_with(" 7553"), "{table}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[lines.len() - 2].ends_with(" 7553"), "{table}");
+    // key, query, value 32x32 and the 65x32 head: 2 * 5152; scores and sum: 2 * 2 * 8 * 32.
+    assert_eq!(
+        lines[lines.len() - 1],
+        "FLOPs per token (full context of 8): forward 11328, training step 33984"
+    );
     let output = gptbuild(&["validate", "task05.yaml"], &root);
     let resolved = text(&output.stdout);
     assert!(

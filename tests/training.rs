@@ -22,6 +22,7 @@ fn short_run(spec: &str, seed: u64) -> (tempfile::TempDir, RunOutcome, String) {
         seed: Some(seed),
         threads: Some(1),
         device: Some(gptbuild::spec::DeviceSpec::Cpu),
+        resume: false,
     };
     let mut log = Vec::new();
     let path = common::repo_root().join("architectures").join(spec);
@@ -150,4 +151,102 @@ fn broken_and_foreign_checkpoints_are_errors() {
             .to_string();
         assert!(error.contains(needle), "{}: {error}", file.display());
     }
+}
+
+/// A run stopped at iteration 30 and resumed to 60 ends exactly where an uninterrupted 60-iteration
+/// run does: same later evaluations, same weights, same sample. The spec has dropout, so libtorch's
+/// generator must be restored too, not only the batch sampler and the optimizer.
+#[test]
+fn a_resumed_run_continues_exactly() {
+    let _rng = common::torch_rng();
+    let dir = tempfile::tempdir().unwrap();
+    let spec_path = dir.path().join("dropout.yaml");
+    let task05 = std::fs::read_to_string(common::repo_root().join("architectures/task05.yaml"))
+        .unwrap()
+        .replace("  block_size: 8\n", "  block_size: 8\n  dropout: 0.1\n");
+    assert!(task05.contains("dropout: 0.1"), "{task05}");
+    std::fs::write(&spec_path, task05).unwrap();
+    let options = |runs: &str, iters: i64, resume: bool| RunOptions {
+        data: Some(corpus_path()),
+        runs_dir: Some(dir.path().join(runs)),
+        max_iters: Some(iters),
+        eval_interval: Some(20),
+        eval_iters: Some(3),
+        seed: Some(5),
+        threads: Some(1),
+        device: Some(gptbuild::spec::DeviceSpec::Cpu),
+        resume,
+    };
+    let mut log = Vec::new();
+    let whole = run(&spec_path, &options("whole", 60, false), &mut log).unwrap();
+    let first = run(&spec_path, &options("parts", 30, false), &mut log).unwrap();
+    let rest = run(&spec_path, &options("parts", 60, true), &mut log).unwrap();
+    assert_eq!(
+        rest.dir, first.dir,
+        "the resumed run continues in the same directory"
+    );
+    assert!(whole.finished && first.finished && rest.finished);
+
+    let after_30 = |e: &&gptbuild::train::Evaluation| e.iteration >= 30;
+    let expected: Vec<_> = whole.evaluations.iter().filter(after_30).collect();
+    let resumed: Vec<_> = rest.evaluations.iter().collect();
+    assert_eq!(resumed, expected);
+    assert_eq!(
+        resumed.iter().map(|e| e.iteration).collect::<Vec<_>>(),
+        [40, 59]
+    );
+    assert_eq!(rest.sample, whole.sample);
+
+    let a = checkpoint::load(&whole.dir.join(CHECKPOINT_FILE), Device::Cpu).unwrap();
+    let b = checkpoint::load(&rest.dir.join(CHECKPOINT_FILE), Device::Cpu).unwrap();
+    assert_eq!(a.iteration, 60);
+    assert_eq!(b.iteration, 60);
+    for (name, tensor) in a.var_store.variables() {
+        assert!(
+            tensor.equal(&b.var_store.variables()[&name]),
+            "{name} differs after resuming"
+        );
+    }
+    // metrics.csv holds the whole history: 0, 20, 29 (the first part's last), 40, 59.
+    let metrics = std::fs::read_to_string(rest.dir.join("metrics.csv")).unwrap();
+    let iterations: Vec<&str> = metrics
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(iterations, ["0", "20", "29", "40", "59"]);
+}
+
+/// A learning rate far too large drives the loss to NaN: the run stops with a clear error and
+/// keeps the checkpoint of the last evaluation whose losses were numbers.
+#[test]
+fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
+    let _rng = common::torch_rng();
+    let dir = tempfile::tempdir().unwrap();
+    let spec_path = dir.path().join("diverge.yaml");
+    let task01 = std::fs::read_to_string(common::repo_root().join("architectures/task01.yaml"))
+        .unwrap()
+        .replace("learning_rate: 1.0e-3", "learning_rate: 1.0e+30");
+    assert!(task01.contains("1.0e+30"), "{task01}");
+    std::fs::write(&spec_path, task01).unwrap();
+    let options = RunOptions {
+        data: Some(corpus_path()),
+        runs_dir: Some(dir.path().join("runs")),
+        max_iters: Some(200),
+        eval_interval: Some(1),
+        eval_iters: Some(1),
+        seed: Some(1),
+        threads: Some(1),
+        device: Some(gptbuild::spec::DeviceSpec::Cpu),
+        resume: false,
+    };
+    let error = run(&spec_path, &options, &mut Vec::new()).expect_err("the loss diverges");
+    let message = error.to_string();
+    assert!(message.starts_with("training diverged"), "{message}");
+    let gptbuild::Error::Diverged { dir, last_good, .. } = error else {
+        panic!("{message}")
+    };
+    let good = last_good.expect("iteration 0 was finite");
+    let kept = checkpoint::load(&dir.join(CHECKPOINT_FILE), Device::Cpu).unwrap();
+    assert_eq!(kept.iteration, good);
 }

@@ -16,7 +16,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::kv_cache::KeyValueCache;
 use super::linear::Linear;
-use super::{require_positive, Attention, AttentionCache, AttentionKind, Dims};
+use super::{require_size, Attention, AttentionCache, AttentionKind, Dims};
 use crate::error::SpecError;
 
 /// `attention: {kind: head, head_size: 32}`: a single head, as in the course's first step.
@@ -33,7 +33,7 @@ pub struct SingleHead {
 impl AttentionKind for SingleHead {
     fn resolve(&mut self, dims: &Dims) -> Result<(), SpecError> {
         let head_size = *self.head_size.get_or_insert(dims.n_embd);
-        require_positive("head_size", head_size)
+        require_size("head_size", head_size)
     }
 
     fn output_width(&self, dims: &Dims) -> i64 {

@@ -8,7 +8,7 @@ use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
 use super::linear::Linear;
-use super::{require_positive, Dims, FeedForwardKind, Layer};
+use super::{require_size, Dims, FeedForwardKind, Layer};
 use crate::error::SpecError;
 
 /// `feed_forward: {kind: mlp, hidden_multiplier: 4}` or `{kind: mlp, hidden_size: 100}`.
@@ -34,13 +34,13 @@ impl FeedForwardKind for MlpKind {
                 ))
             }
             (Some(multiplier), None) => {
-                require_positive("hidden_multiplier", multiplier)?;
+                require_size("hidden_multiplier", multiplier)?;
                 multiplier * dims.n_embd
             }
             (None, Some(size)) => size,
             (None, None) => 4 * dims.n_embd,
         };
-        require_positive("hidden_size", hidden)?;
+        require_size("hidden_size", hidden)?;
         // The resolved spec states the width itself, the one number the layer is built from.
         self.hidden_multiplier = None;
         self.hidden_size = Some(hidden);

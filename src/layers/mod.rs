@@ -120,14 +120,23 @@ pub trait NormKind: Debug + Send + Sync {
     fn build(&self, path: &nn::Path, width: i64) -> Layer;
 }
 
-/// Checks that a size is at least 1, naming the field otherwise.
-pub fn require_positive(field: &str, value: i64) -> Result<(), SpecError> {
-    if value >= 1 {
+/// The largest size (width, context, count) a spec may ask for: far beyond any model this tool
+/// can train, and small enough that products of two sizes never overflow.
+pub const MAX_SIZE: i64 = 1 << 24;
+
+/// Checks that a size is at least 1 and at most [`MAX_SIZE`], naming the field otherwise.
+pub fn require_size(field: &str, value: i64) -> Result<(), SpecError> {
+    if (1..=MAX_SIZE).contains(&value) {
         Ok(())
-    } else {
+    } else if value < 1 {
         Err(SpecError::new(
             field,
             format!("must be at least 1, got {value}"),
+        ))
+    } else {
+        Err(SpecError::new(
+            field,
+            format!("must be at most {MAX_SIZE}, got {value}"),
         ))
     }
 }

@@ -10,7 +10,7 @@ use tch::{Device, Tensor};
 
 use super::attention_head::AttentionHead;
 use super::linear::Linear;
-use super::{require_positive, Attention, AttentionCache, AttentionKind, Dims};
+use super::{require_size, Attention, AttentionCache, AttentionKind, Dims};
 use crate::error::SpecError;
 
 /// `attention: {kind: multi_head, n_head: 4, head_size: 8, projection: true}`.
@@ -34,7 +34,7 @@ fn default_projection() -> bool {
 #[typetag::serde(name = "multi_head")]
 impl AttentionKind for MultiHead {
     fn resolve(&mut self, dims: &Dims) -> Result<(), SpecError> {
-        require_positive("n_head", self.n_head)?;
+        require_size("n_head", self.n_head)?;
         let head_size = match self.head_size {
             Some(size) => size,
             None if dims.n_embd % self.n_head == 0 => dims.n_embd / self.n_head,
@@ -49,7 +49,7 @@ impl AttentionKind for MultiHead {
             }
         };
         self.head_size = Some(head_size);
-        require_positive("head_size", head_size)
+        require_size("head_size", head_size)
     }
 
     fn output_width(&self, dims: &Dims) -> i64 {
