@@ -13,9 +13,11 @@ use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::interrupt::{self, EXIT_INTERRUPTED};
 use crate::model::Gpt;
+use crate::plot::{self, Curve};
 use crate::run::{run, RunOptions, CHECKPOINT_FILE};
 use crate::run_dir::{self, RUNS_DIR};
 use crate::sample::Decoding;
+use crate::schema::spec_schema;
 use crate::spec::{find_spec, DeviceSpec, Spec};
 use crate::stream::{stream, SampleRequest, StreamEnd};
 use crate::summary::{parameter_table, FlopsPerToken};
@@ -27,7 +29,10 @@ pub const EXIT_FAILURE: u8 = 1;
 #[command(
     name = "gptbuild",
     version,
-    about = "Build, train and sample GPT language models from YAML specs"
+    about = "Build, train and sample GPT language models from YAML specs",
+    after_help = "SPEC is a file, or a bare name looked up in architectures/ (task06, task06.yaml).\n\
+                  Exit codes: 0 success (also when the reader of the output goes away), 1 an error \
+                  (one line on stderr), 2 a malformed command line, 130 stopped by Ctrl-C or SIGTERM."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -45,6 +50,7 @@ pub enum Command {
     ///   gptbuild run architectures/task06.yaml
     ///   gptbuild run task05 --iters 2000 --seed 3 --threads 1
     ///   gptbuild run task07 --resume
+    #[command(verbatim_doc_comment)]
     Run {
         /// Spec file, or a bare name looked up in architectures/ (task06, task06.yaml).
         spec: String,
@@ -57,6 +63,7 @@ pub enum Command {
     ///   gptbuild sample --spec task06 --tokens 300
     ///   gptbuild sample --spec task07.yaml --forever --top-k 20      (Ctrl-C stops it)
     ///   gptbuild sample --checkpoint runs/task06/RUN/model.safetensors --prompt "ROMEO:"
+    #[command(verbatim_doc_comment)]
     Sample(SampleArgs),
     /// Print a spec's layer/parameter table without training.
     ///
@@ -67,6 +74,35 @@ pub enum Command {
         #[arg(long, default_value_t = 65)]
         vocab_size: i64,
     },
+    /// Draw the loss curves of runs into one PNG (validation solid, training dashed).
+    ///
+    /// A directory of runs (runs/task06) stands for its latest run.
+    ///
+    /// Examples:
+    ///   gptbuild plot runs/task0* --out course.png
+    ///   gptbuild plot runs/task06 --reference task06
+    #[command(verbatim_doc_comment)]
+    Plot {
+        /// Run directories (holding metrics.csv), or directories of runs.
+        #[arg(required_unless_present = "reference")]
+        runs: Vec<PathBuf>,
+        /// Also draw the course's curve for this task (task01 … task07); repeatable.
+        #[arg(long, value_name = "TASK")]
+        reference: Vec<String>,
+        /// The PNG to write.
+        #[arg(long, default_value = "loss.png")]
+        out: PathBuf,
+        /// Image width in pixels.
+        #[arg(long, default_value_t = 1000)]
+        width: u32,
+        /// Image height in pixels.
+        #[arg(long, default_value_t = 640)]
+        height: u32,
+    },
+    /// Print the JSON Schema of a spec, for editors (see the README for the hook-up).
+    ///
+    /// Example: gptbuild schema > schema/spec.schema.json
+    Schema,
     /// Check a spec and print it resolved (every default and derived size written out).
     ///
     /// Example: gptbuild validate my-spec.yaml
@@ -226,6 +262,33 @@ pub fn execute(command: Command) -> Result<()> {
                 flops.training
             )
             .map_err(Error::io("writing the table"))
+        }
+        Command::Plot {
+            runs,
+            reference,
+            out,
+            width,
+            height,
+        } => {
+            let mut curves = runs
+                .iter()
+                .map(|dir| Curve::of_run(dir))
+                .collect::<Result<Vec<_>>>()?;
+            for task in &reference {
+                curves.push(Curve::reference(task)?);
+            }
+            plot::draw(
+                &curves,
+                &out,
+                (width.clamp(200, 8000), height.clamp(150, 8000)),
+            )?;
+            eprintln!("wrote {}", out.display());
+            Ok(())
+        }
+        Command::Schema => {
+            let schema = serde_json::to_string_pretty(&spec_schema())
+                .map_err(|e| Error::Usage(format!("cannot write the schema: {e}")))?;
+            writeln!(out, "{schema}").map_err(Error::io("writing the schema"))
         }
         Command::Validate { spec } => {
             let spec = Spec::load(&find_spec(&spec)?)?;

@@ -15,7 +15,7 @@ use crate::sample::Decoding;
 /// Where bare spec names (`task06.yaml`, `task06`) are looked up.
 pub const ARCHITECTURES_DIR: &str = "architectures";
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
     /// Names the run directory `runs/<name>/`; defaults to the file's stem.
@@ -30,7 +30,7 @@ pub struct Spec {
     pub sampling: SamplingSpec,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
     /// The corpus; `--data` and `GPTBUILD_DATA` take precedence.
@@ -41,7 +41,7 @@ pub struct DataSpec {
     pub train_fraction: f64,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     /// Longest context, in characters.
@@ -62,7 +62,7 @@ pub struct ModelSpec {
     pub final_norm: Option<Box<dyn NormKind>>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingSpec {
     #[serde(default = "default_batch_size")]
@@ -90,7 +90,7 @@ pub struct TrainingSpec {
 }
 
 /// AdamW (Loshchilov & Hutter 2017, arXiv 1711.05101); defaults are PyTorch's.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdamWSpec {
     #[serde(default = "default_beta1")]
@@ -103,7 +103,9 @@ pub struct AdamWSpec {
     pub weight_decay: f64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DeviceSpec {
     /// CUDA when libtorch sees a GPU, else the CPU.
@@ -113,7 +115,7 @@ pub enum DeviceSpec {
     Cuda,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SamplingSpec {
     /// Characters generated after training.

@@ -407,6 +407,63 @@ fn bad_input_gets_one_clear_line() {
 }
 
 #[test]
+fn plot_draws_runs_and_the_course_reference_into_a_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("runs/task06/20261129-120000");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(
+        run.join("metrics.csv"),
+        "iteration,train_loss,val_loss,elapsed_seconds\n0,4.3,4.3,0.1\n500,2.4,2.45,2.0\n999,2.1,2.2,4.0\n",
+    )
+    .unwrap();
+    let out = dir.path().join("loss.png");
+    let output = gptbuild(
+        &[
+            "plot",
+            dir.path().join("runs/task06").to_str().unwrap(),
+            "--reference",
+            "task06",
+            "--out",
+            out.to_str().unwrap(),
+            "--width",
+            "640",
+            "--height",
+            "400",
+        ],
+        dir.path(),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let png = std::fs::read(&out).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    // IHDR: width and height, big-endian, at bytes 16..24.
+    assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), 640);
+    assert_eq!(u32::from_be_bytes(png[20..24].try_into().unwrap()), 400);
+
+    assert_clean_failure(
+        &gptbuild(&["plot", "--reference", "task99"], dir.path()),
+        "no reference curve for \"task99\"",
+    );
+    assert_clean_failure(
+        &gptbuild(&["plot", dir.path().to_str().unwrap()], dir.path()),
+        "holds no metrics.csv",
+    );
+}
+
+/// The committed schema (which editors and the architecture files point at) is what the binary
+/// prints: regenerate it with `gptbuild schema > schema/spec.schema.json` when the spec changes.
+#[test]
+fn the_committed_schema_is_current() {
+    let root = common::repo_root();
+    let output = gptbuild(&["schema"], &root);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let committed = std::fs::read_to_string(root.join("schema/spec.schema.json")).unwrap();
+    assert!(
+        text(&output.stdout) == committed,
+        "schema/spec.schema.json is stale: run `gptbuild schema > schema/spec.schema.json`"
+    );
+}
+
+#[test]
 fn inspect_and_validate_a_course_step_by_bare_name() {
     let root = common::repo_root();
     let output = gptbuild(&["inspect", "task01"], &root);

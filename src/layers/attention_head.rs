@@ -21,13 +21,15 @@ use crate::error::SpecError;
 
 /// `attention: {kind: head, head_size: 32}`: a single head, as in the course's first step.
 /// Without an output projection its width must equal `n_embd`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SingleHead {
     /// Width of queries, keys and values; defaults to `n_embd`.
     #[serde(default)]
     pub head_size: Option<i64>,
 }
+
+crate::register_kind!(Attention, "head", SingleHead);
 
 #[typetag::serde(name = "head")]
 impl AttentionKind for SingleHead {

@@ -17,7 +17,9 @@ use super::{Attention, AttentionCache, AttentionKind, Dims, FeedForwardKind, Lay
 use crate::error::SpecError;
 
 /// Where the block normalises.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum NormPlacement {
     /// No normalisation inside the block.
@@ -28,7 +30,7 @@ pub enum NormPlacement {
 }
 
 /// One block of the stack, as written in the spec under `model.block`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlockSpec {
     pub attention: Box<dyn AttentionKind>,

@@ -10,9 +10,11 @@ use super::linear::Linear;
 use super::{Dims, FeedForwardKind, Layer};
 
 /// `feed_forward: {kind: linear}`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinearReluKind {}
+
+crate::register_kind!(FeedForward, "linear", LinearReluKind);
 
 #[typetag::serde(name = "linear")]
 impl FeedForwardKind for LinearReluKind {

@@ -12,7 +12,7 @@ use super::{require_size, Dims, FeedForwardKind, Layer};
 use crate::error::SpecError;
 
 /// `feed_forward: {kind: mlp, hidden_multiplier: 4}` or `{kind: mlp, hidden_size: 100}`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MlpKind {
     /// Hidden width as a multiple of `n_embd` (default 4, as in the paper).
@@ -22,6 +22,8 @@ pub struct MlpKind {
     #[serde(default)]
     pub hidden_size: Option<i64>,
 }
+
+crate::register_kind!(FeedForward, "mlp", MlpKind);
 
 #[typetag::serde(name = "mlp")]
 impl FeedForwardKind for MlpKind {

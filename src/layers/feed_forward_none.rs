@@ -6,9 +6,11 @@ use tch::nn;
 use super::{Dims, FeedForwardKind, Layer};
 
 /// `feed_forward: {kind: none}`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoFeedForward {}
+
+crate::register_kind!(FeedForward, "none", NoFeedForward);
 
 #[typetag::serde(name = "none")]
 impl FeedForwardKind for NoFeedForward {

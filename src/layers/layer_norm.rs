@@ -11,7 +11,7 @@ use super::{Layer, NormKind};
 use crate::error::SpecError;
 
 /// `norm: {kind: layernorm, eps: 1.0e-5}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LayerNormKind {
     /// Added to the variance before the square root, for numerical safety.
@@ -28,6 +28,8 @@ impl Default for LayerNormKind {
         LayerNormKind { eps: default_eps() }
     }
 }
+
+crate::register_kind!(Norm, "layernorm", LayerNormKind);
 
 #[typetag::serde(name = "layernorm")]
 impl NormKind for LayerNormKind {

@@ -14,7 +14,7 @@ use super::{require_size, Attention, AttentionCache, AttentionKind, Dims};
 use crate::error::SpecError;
 
 /// `attention: {kind: multi_head, n_head: 4, head_size: 8, projection: true}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MultiHead {
     /// Number of heads.
@@ -30,6 +30,8 @@ pub struct MultiHead {
 fn default_projection() -> bool {
     true
 }
+
+crate::register_kind!(Attention, "multi_head", MultiHead);
 
 #[typetag::serde(name = "multi_head")]
 impl AttentionKind for MultiHead {

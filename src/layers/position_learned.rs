@@ -11,9 +11,11 @@ use tch::Tensor;
 use super::{Dims, PositionKind, PositionalEncoding};
 
 /// `position: {kind: learned}`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Learned {}
+
+crate::register_kind!(Position, "learned", Learned);
 
 #[typetag::serde(name = "learned")]
 impl PositionKind for Learned {

@@ -1,0 +1,233 @@
+//! `gptbuild plot`: loss curves of one or more runs (their `metrics.csv`) in one PNG — validation
+//! loss solid, training loss dashed, one colour per run — optionally beside the course's reference
+//! curves (`course/reference-losses.csv`, built in).
+
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// The course's curves for tasks 1–7: `task,iteration,train_loss,val_loss`.
+const REFERENCE: &str = include_str!("../course/reference-losses.csv");
+
+/// Fonts tried when `$GPTBUILD_FONT` is not set (plotters draws text with a TrueType font).
+const FONT_CANDIDATES: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/Library/Fonts/Arial.ttf",
+    "/System/Library/Fonts/Supplemental/Arial.ttf",
+    "C:\\Windows\\Fonts\\arial.ttf",
+];
+
+/// One run's (or the course's) losses by iteration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Curve {
+    pub label: String,
+    pub train: Vec<(f64, f64)>,
+    pub val: Vec<(f64, f64)>,
+}
+
+impl Curve {
+    /// The curve of the run in `dir`: its `metrics.csv`, or, for a directory of runs such as
+    /// `runs/task06`, that of the latest run in it.
+    pub fn of_run(dir: &Path) -> Result<Curve> {
+        let run = if dir.join("metrics.csv").is_file() {
+            dir.to_path_buf()
+        } else {
+            latest_run(dir)?
+        };
+        let path = run.join("metrics.csv");
+        let text = std::fs::read_to_string(&path)
+            .map_err(Error::io(format!("reading {}", path.display())))?;
+        let rows = parse_rows(&text)
+            .map_err(|line| Error::Usage(format!("{}: malformed row {line:?}", path.display())))?;
+        let label = run
+            .components()
+            .rev()
+            .take(2)
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("/");
+        Ok(curve(label, rows))
+    }
+
+    /// The course's curve for `task` (`task01` … `task07`).
+    pub fn reference(task: &str) -> Result<Curve> {
+        let rows: Vec<[f64; 3]> = REFERENCE
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.strip_prefix(task)?.strip_prefix(','))
+            .map(|rest| parse_row(rest).ok_or(rest))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|line| Error::Usage(format!("malformed reference row {line:?}")))?;
+        if rows.is_empty() {
+            return Err(Error::Usage(format!(
+                "no reference curve for {task:?}; the course has task01 … task07"
+            )));
+        }
+        Ok(curve(format!("course {task}"), rows))
+    }
+}
+
+/// Draws `curves` into a PNG at `out` (`width` × `height` pixels).
+pub fn draw(curves: &[Curve], out: &Path, (width, height): (u32, u32)) -> Result<()> {
+    register_font()?;
+    let failed =
+        |e: &dyn std::fmt::Display| Error::Usage(format!("drawing {}: {e}", out.display()));
+    let points = curves.iter().flat_map(|c| c.train.iter().chain(&c.val));
+    let (mut x_max, mut y_min, mut y_max) = (1.0f64, f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y) in points.filter(|(_, y)| y.is_finite()) {
+        x_max = x_max.max(x);
+        y_min = y_min.min(y);
+        y_max = y_max.max(y);
+    }
+    if !y_min.is_finite() {
+        return Err(Error::Usage(
+            "nothing to plot: the runs have no evaluations".into(),
+        ));
+    }
+    let pad = ((y_max - y_min) * 0.05).max(0.01);
+
+    let root = BitMapBackend::new(out, (width, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| failed(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "loss (solid: validation, dashed: training)",
+            ("sans-serif", 22),
+        )
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max, (y_min - pad)..(y_max + pad))
+        .map_err(|e| failed(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("iteration")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_desc("cross-entropy (nats per character)")
+        .draw()
+        .map_err(|e| failed(&e))?;
+    for (i, curve) in curves.iter().enumerate() {
+        let colour = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(curve.val.clone(), colour.stroke_width(2)))
+            .map_err(|e| failed(&e))?
+            .label(curve.label.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2))
+            });
+        chart
+            .draw_series(DashedLineSeries::new(
+                curve.train.clone(),
+                6,
+                4,
+                colour.stroke_width(1),
+            ))
+            .map_err(|e| failed(&e))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| failed(&e))?;
+    root.present().map_err(|e| failed(&e))
+}
+
+fn curve(label: String, rows: Vec<[f64; 3]>) -> Curve {
+    Curve {
+        label,
+        train: rows.iter().map(|r| (r[0], r[1])).collect(),
+        val: rows.iter().map(|r| (r[0], r[2])).collect(),
+    }
+}
+
+/// `[iteration, train, val]` of each data row of a metrics CSV; the malformed line on failure.
+fn parse_rows(text: &str) -> std::result::Result<Vec<[f64; 3]>, String> {
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| parse_row(line).ok_or_else(|| line.to_string()))
+        .collect()
+}
+
+/// `iteration,train,val[,…]`.
+fn parse_row(row: &str) -> Option<[f64; 3]> {
+    let mut fields = row.split(',').map(|f| f.trim().parse::<f64>().ok());
+    Some([fields.next()??, fields.next()??, fields.next()??])
+}
+
+/// The latest run directory (by name: run ids are UTC timestamps) with a `metrics.csv` in `dir`.
+fn latest_run(dir: &Path) -> Result<PathBuf> {
+    let entries =
+        std::fs::read_dir(dir).map_err(Error::io(format!("reading {}", dir.display())))?;
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("metrics.csv").is_file())
+        .max()
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{} holds no metrics.csv, nor runs that do",
+                dir.display()
+            ))
+        })
+}
+
+/// Gives plotters a TrueType font for its text, once.
+fn register_font() -> Result<()> {
+    static REGISTERED: std::sync::OnceLock<std::result::Result<(), String>> =
+        std::sync::OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            let path = std::env::var_os("GPTBUILD_FONT")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    FONT_CANDIDATES
+                        .iter()
+                        .map(PathBuf::from)
+                        .find(|p| p.is_file())
+                })
+                .ok_or("no TrueType font found for the plot's text; set GPTBUILD_FONT=/path/to/font.ttf")?;
+            let bytes = std::fs::read(&path).map_err(|e| format!("font {}: {e}", path.display()))?;
+            // plotters keeps fonts for the life of the process.
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+                .map_err(|_| format!("font {} is not a usable TrueType font", path.display()))
+        })
+        .clone()
+        .map_err(Error::Usage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_course_reference_has_every_task() {
+        for task in ["task01", "task06", "task07"] {
+            let curve = Curve::reference(task).unwrap();
+            assert_eq!(curve.val.first().map(|p| p.0), Some(0.0));
+            assert!(curve.val.len() >= 10, "{task}");
+        }
+        assert_eq!(Curve::reference("task06").unwrap().val[9], (4500.0, 2.0686));
+        assert!(Curve::reference("task10").is_err());
+        assert!(Curve::reference("task0").is_err(), "a prefix is not a task");
+    }
+
+    #[test]
+    fn rows_parse_or_name_the_bad_line() {
+        let csv = "iteration,train_loss,val_loss,elapsed_seconds\n0,4.2,4.3,0.1\n500,2.5,2.6,3.0\n";
+        assert_eq!(
+            parse_rows(csv).unwrap(),
+            [[0.0, 4.2, 4.3], [500.0, 2.5, 2.6]]
+        );
+        assert_eq!(parse_rows("h\n1,x,2\n").unwrap_err(), "1,x,2");
+    }
+}
