@@ -82,6 +82,16 @@ impl AttentionHead {
         self.key.weight.size()[0]
     }
 
+    /// The query, key and value weights, each `[head_size, C]`.
+    pub fn weights(&self) -> [&Tensor; 3] {
+        [&self.query.weight, &self.key.weight, &self.value.weight]
+    }
+
+    /// `[block_size, block_size]`, true above the diagonal: the positions a token may not see.
+    pub fn future_mask(&self) -> &Tensor {
+        &self.future
+    }
+
     /// Over a whole sequence `[B, T, C]`: every token attends to itself and the tokens before it.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let k = self.key.forward(x);

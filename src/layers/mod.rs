@@ -7,6 +7,7 @@
 //! | [`position_learned`] | where a character sits, learned (GPT) |
 //! | [`attention_head`] | one causal self-attention head: tokens talk to their past |
 //! | [`multi_head_attention`] | several heads side by side, optionally projected back |
+//! | [`fused_attention`] | the same heads computed all at once, for speed |
 //! | [`kv_cache`] | generation without recomputing the past: cached keys and values |
 //! | [`feed_forward_none`], [`feed_forward_linear`], [`feed_forward_mlp`] | tokens think on their own |
 //! | [`layer_norm`] | keep activations well scaled |
@@ -31,6 +32,7 @@ pub mod block;
 pub mod feed_forward_linear;
 pub mod feed_forward_mlp;
 pub mod feed_forward_none;
+pub mod fused_attention;
 pub mod kv_cache;
 pub mod layer_norm;
 pub mod linear;
