@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::interrupt::{self, EXIT_INTERRUPTED};
 use crate::model::Gpt;
 use crate::plot::{self, Curve};
-use crate::run::{run, RunOptions, CHECKPOINT_FILE};
+use crate::run::{run, RunOptions, BEST_CHECKPOINT_FILE, CHECKPOINT_FILE};
 use crate::run_dir::{self, RUNS_DIR};
 use crate::sample::Decoding;
 use crate::schema::spec_schema;
@@ -112,7 +112,8 @@ pub enum Command {
 /// `gptbuild sample`'s arguments. Decoding settings default to the trained spec's `sampling`.
 #[derive(Debug, clap::Args)]
 pub struct SampleArgs {
-    /// Use the latest run of this spec; with --checkpoint, check that it holds this spec's model.
+    /// Use the best checkpoint (lowest validation loss) of the latest run of this spec; with
+    /// --checkpoint, check that the checkpoint holds this spec's model.
     #[arg(long, required_unless_present = "checkpoint")]
     pub spec: Option<String>,
     /// Use this checkpoint file.
@@ -176,6 +177,9 @@ pub struct Overrides {
     /// Where run directories are created.
     #[arg(long)]
     pub runs_dir: Option<PathBuf>,
+    /// Stop training after this many minutes of wall time, with a final evaluation.
+    #[arg(long)]
+    pub max_minutes: Option<f64>,
     /// Continue the latest run of this spec from its last checkpoint (optimizer state, step
     /// counter and random streams included); starts a new run if there is none.
     #[arg(long)]
@@ -232,6 +236,7 @@ pub fn execute(command: Command) -> Result<()> {
                 threads: overrides.threads,
                 device: overrides.device.map(DeviceSpec::from),
                 resume: overrides.resume,
+                max_minutes: overrides.max_minutes,
             };
             interrupt::install()?;
             let outcome = run(&find_spec(&spec)?, &options, &mut out)?;
@@ -297,7 +302,7 @@ pub fn execute(command: Command) -> Result<()> {
     }
 }
 
-/// The checkpoint of the latest finished run of `spec`.
+/// The best checkpoint (lowest validation loss) of the latest run of `spec`, else its latest.
 fn latest_checkpoint(runs_dir: &Path, spec: &Spec) -> Result<PathBuf> {
     let dir = run_dir::latest_with(runs_dir, spec.name(), CHECKPOINT_FILE).ok_or_else(|| {
         Error::Checkpoint {
@@ -308,7 +313,12 @@ fn latest_checkpoint(runs_dir: &Path, spec: &Spec) -> Result<PathBuf> {
             ),
         }
     })?;
-    Ok(dir.join(CHECKPOINT_FILE))
+    let best = dir.join(BEST_CHECKPOINT_FILE);
+    Ok(if best.is_file() {
+        best
+    } else {
+        dir.join(CHECKPOINT_FILE)
+    })
 }
 
 /// `gptbuild sample`: finds the checkpoint, checks the request, streams the text.

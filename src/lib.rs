@@ -21,6 +21,7 @@ pub mod progress;
 pub mod run;
 pub mod run_dir;
 pub mod sample;
+pub mod schedule;
 pub mod schema;
 pub mod spec;
 pub mod stream;

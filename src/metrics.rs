@@ -75,6 +75,15 @@ impl Metrics {
         ));
     }
 
+    /// The lowest validation loss recorded so far.
+    pub fn best_val_loss(&self) -> Option<f64> {
+        self.rows
+            .iter()
+            .filter_map(|row| row.split(',').nth(2)?.parse::<f64>().ok())
+            .filter(|loss| loss.is_finite())
+            .min_by(f64::total_cmp)
+    }
+
     /// The whole file.
     pub fn csv(&self) -> String {
         let mut csv = format!("{HEADER}\n");
@@ -102,6 +111,7 @@ mod tests {
         let mut metrics = Metrics::read(&path, Some(10)).unwrap();
         assert_eq!(metrics.rows, ["0,4.1,4.2,0.5", "10,3.1,3.2,7.25"]);
         assert_eq!(metrics.elapsed_before, 7.25);
+        assert_eq!(metrics.best_val_loss(), Some(3.2));
         metrics.record(&Evaluation {
             iteration: 20,
             train_loss: 2.0,

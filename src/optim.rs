@@ -16,7 +16,7 @@
 
 use tch::{Kind, Tensor};
 
-use crate::spec::AdamWSpec;
+use crate::spec::{AdamWSpec, DecayTarget};
 
 #[derive(Debug)]
 pub struct AdamW {
@@ -27,6 +27,8 @@ pub struct AdamW {
     exp_avg_sq: Tensor,
     step: i64,
     settings: AdamWSpec,
+    /// 1 where weight decay applies and 0 elsewhere, when it applies to matrices only.
+    decay_mask: Option<Tensor>,
 }
 
 impl AdamW {
@@ -54,7 +56,22 @@ impl AdamW {
             p.shallow_clone().set_data(&view);
             offset += numel;
         }
+        let decay_mask = (settings.weight_decay_on == DecayTarget::Matrices).then(|| {
+            let pieces: Vec<Tensor> = params
+                .iter()
+                .map(|p| {
+                    let decays = if p.dim() >= 2 { 1.0 } else { 0.0 };
+                    Tensor::full([p.numel() as i64], decays, (Kind::Float, device))
+                })
+                .collect();
+            if pieces.is_empty() {
+                flat_params.zeros_like()
+            } else {
+                Tensor::cat(&pieces, 0)
+            }
+        });
         AdamW {
+            decay_mask,
             exp_avg: flat_params.zeros_like(),
             exp_avg_sq: flat_params.zeros_like(),
             flat_params,
@@ -102,8 +119,9 @@ impl AdamW {
         Ok(())
     }
 
-    /// Back-propagates `loss` to every parameter and takes one step with learning rate `lr`.
-    pub fn minimise(&mut self, loss: &Tensor, lr: f64) {
+    /// Back-propagates `loss` to every parameter and takes one step with learning rate `lr`,
+    /// first rescaling the gradient to a global L2 norm of at most `clip`, if given.
+    pub fn minimise(&mut self, loss: &Tensor, lr: f64, clip: Option<f64>) {
         let grads = Tensor::run_backward(&[loss], &self.params, false, false);
         let flat_grad = tch::no_grad(|| {
             let pieces: Vec<Tensor> = grads
@@ -120,6 +138,10 @@ impl AdamW {
                 .collect();
             Tensor::cat(&pieces, 0)
         });
+        let flat_grad = match clip {
+            Some(max_norm) => clip_gradient(&flat_grad, max_norm),
+            None => flat_grad,
+        };
         self.step_with(&flat_grad, lr);
     }
 
@@ -130,6 +152,7 @@ impl AdamW {
             beta2,
             eps,
             weight_decay,
+            ..
         } = self.settings;
         self.step += 1;
         let bias_correction1 = 1.0 - beta1.powi(self.step as i32);
@@ -140,8 +163,14 @@ impl AdamW {
         let denom_offset = -eps / step_size;
         tch::no_grad(|| {
             let p = &mut self.flat_params;
-            if weight_decay != 0.0 {
-                let _ = p.g_mul_scalar_(1.0 - lr * weight_decay);
+            match (&self.decay_mask, weight_decay != 0.0) {
+                (_, false) => {}
+                (None, true) => {
+                    let _ = p.g_mul_scalar_(1.0 - lr * weight_decay);
+                }
+                (Some(mask), true) => {
+                    let _ = p.g_sub_(&(&*p * mask * (lr * weight_decay)));
+                }
             }
             let _ = self.exp_avg.lerp_(grad, 1.0 - beta1);
             let _ = self.exp_avg_sq.lerp_(&grad.square(), 1.0 - beta2);
@@ -150,6 +179,14 @@ impl AdamW {
             let _ = p.addcdiv_(&self.exp_avg, &denom);
         });
     }
+}
+
+/// `grad` scaled down, if needed, to an L2 norm of at most `max_norm`, keeping its direction.
+/// Computed on the device, without reading the norm back (no host synchronisation).
+pub fn clip_gradient(grad: &Tensor, max_norm: f64) -> Tensor {
+    let norm = grad.norm();
+    let factor = (max_norm / (norm + 1e-6)).clamp_max(1.0);
+    grad * factor
 }
 
 #[cfg(test)]
@@ -167,6 +204,7 @@ mod tests {
             beta2: 0.99,
             eps: 1e-8,
             weight_decay: 0.1,
+            weight_decay_on: DecayTarget::All,
         };
         let make = || {
             let vs = nn::VarStore::new(Device::Cpu);
@@ -194,7 +232,7 @@ mod tests {
         .unwrap();
         let target = Tensor::randn([5, 3], (Kind::Float, Device::Cpu));
         for _ in 0..5 {
-            ours.minimise(&(&w_ours - &target).square().sum(Kind::Float), 1e-2);
+            ours.minimise(&(&w_ours - &target).square().sum(Kind::Float), 1e-2, None);
             reference.zero_grad();
             (&w_ref - &target).square().sum(Kind::Float).backward();
             reference.step();
@@ -211,5 +249,46 @@ mod tests {
             .double_value(&[])
                 > 1e-3
         );
+    }
+
+    #[test]
+    fn clipping_keeps_the_direction_and_bounds_the_norm() {
+        let grad = Tensor::from_slice(&[3f32, 4.0]);
+        let clipped = clip_gradient(&grad, 1.0);
+        let values = Vec::<f32>::try_from(&clipped).unwrap();
+        assert!(
+            (values[0] - 0.6).abs() < 1e-5 && (values[1] - 0.8).abs() < 1e-5,
+            "{values:?}"
+        );
+        let unchanged = Vec::<f32>::try_from(clip_gradient(&grad, 10.0)).unwrap();
+        assert_eq!(unchanged, [3.0, 4.0]);
+    }
+
+    #[test]
+    fn decay_on_matrices_spares_vectors() {
+        let decayed = |target: DecayTarget| {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let matrix = vs.root().var("m", &[2, 2], nn::Init::Const(1.0));
+            let vector = vs.root().var("b", &[2], nn::Init::Const(1.0));
+            let settings = AdamWSpec {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.5,
+                weight_decay_on: target,
+            };
+            let mut optimizer = AdamW::new(vs.trainable_variables(), settings);
+            // A loss with zero gradient: only the decay moves the parameters.
+            let loss = (&matrix * 0.0).sum(Kind::Float) + (&vector * 0.0).sum(Kind::Float);
+            optimizer.minimise(&loss, 0.1, None);
+            (matrix.double_value(&[0, 0]), vector.double_value(&[0]))
+        };
+        let (m, b) = decayed(DecayTarget::All);
+        assert!(
+            (m - 0.95).abs() < 1e-6 && (b - 0.95).abs() < 1e-6,
+            "{m} {b}"
+        );
+        let (m, b) = decayed(DecayTarget::Matrices);
+        assert!((m - 0.95).abs() < 1e-6 && b == 1.0, "{m} {b}");
     }
 }

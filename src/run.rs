@@ -2,10 +2,13 @@
 //!
 //! Writes to `runs/<spec-name>/<run-id>/`: `spec.yaml` (resolved), `metrics.csv` (one row per
 //! evaluation), `model.safetensors` (weights + spec + vocabulary), `training.safetensors`
-//! (optimizer moments, step, batch sampler state: what resuming needs) and `sample.txt`.
+//! (optimizer moments, step, batch sampler state: what resuming needs), `best.safetensors` (the
+//! weights with the lowest validation loss so far, unless `keep_best: false`) and `sample.txt`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use std::time::{Duration, Instant};
 
 use tch::nn::VarStore;
 use tch::Device;
@@ -26,6 +29,9 @@ use crate::vocab::Vocabulary;
 /// The checkpoint's file name inside a run directory.
 pub const CHECKPOINT_FILE: &str = "model.safetensors";
 
+/// The checkpoint with the lowest validation loss so far, beside the latest one.
+pub const BEST_CHECKPOINT_FILE: &str = "best.safetensors";
+
 /// The training state's file name inside a run directory (what resuming needs besides weights).
 pub const TRAINING_STATE_FILE: &str = "training.safetensors";
 
@@ -42,6 +48,7 @@ pub struct RunOptions {
     pub device: Option<DeviceSpec>,
     /// Continue the latest run of the spec from its checkpoint, if there is one.
     pub resume: bool,
+    pub max_minutes: Option<f64>,
 }
 
 /// What a run produced.
@@ -68,6 +75,7 @@ impl RunOptions {
         training.seed = self.seed.unwrap_or(training.seed);
         training.threads = self.threads.unwrap_or(training.threads);
         training.device = self.device.unwrap_or(training.device);
+        training.max_minutes = self.max_minutes.or(training.max_minutes);
         if let Some(seed) = self.seed {
             spec.sampling.seed = seed;
         }
@@ -153,33 +161,58 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
     );
     let mut evaluations = Vec::new();
     let mut last_good = None;
-    let finished = trainer.train(
-        |trainer, evaluation| {
-            progress.suspend(|| -> Result<()> {
-                writeln!(out, "{}", evaluation.log_line()).map_err(Error::io("writing the log"))?;
-                out.flush().map_err(Error::io("writing the log"))
-            })?;
-            metrics.record(evaluation);
-            write_file(&dir.join("metrics.csv"), metrics.csv().as_bytes())?;
-            evaluations.push(*evaluation);
-            if !evaluation.is_finite() {
-                return Err(Error::Diverged {
-                    iteration: evaluation.iteration,
-                    dir: dir.clone(),
-                    last_good,
-                });
-            }
-            save(trainer)?;
-            last_good = Some(evaluation.iteration);
-            Ok(())
-        },
-        |trainer| {
-            progress.step(trainer);
-            Ok(!interrupt::requested())
-        },
-    );
+    let mut best_val = metrics.best_val_loss();
+    // Logs an evaluation, records it, and checkpoints the model (and the best one so far).
+    let mut record = |trainer: &Trainer, evaluation: &Evaluation| -> Result<()> {
+        progress.suspend(|| -> Result<()> {
+            writeln!(out, "{}", evaluation.log_line()).map_err(Error::io("writing the log"))?;
+            out.flush().map_err(Error::io("writing the log"))
+        })?;
+        metrics.record(evaluation);
+        write_file(&dir.join("metrics.csv"), metrics.csv().as_bytes())?;
+        evaluations.push(*evaluation);
+        if !evaluation.is_finite() {
+            return Err(Error::Diverged {
+                iteration: evaluation.iteration,
+                dir: dir.clone(),
+                last_good,
+            });
+        }
+        save(trainer)?;
+        last_good = Some(evaluation.iteration);
+        if spec.training.keep_best && best_val.is_none_or(|best| evaluation.val_loss < best) {
+            best_val = Some(evaluation.val_loss);
+            checkpoint::save(
+                &dir.join(BEST_CHECKPOINT_FILE),
+                &trainer.var_store,
+                &spec,
+                &vocab,
+                trainer.iteration(),
+            )?;
+        }
+        Ok(())
+    };
+    let started = Instant::now();
+    let budget = spec
+        .training
+        .max_minutes
+        .map(|minutes| Duration::from_secs_f64(minutes * 60.0));
+    let mut out_of_time = false;
+    let finished = trainer.train(&mut record, |trainer| {
+        progress.step(trainer);
+        out_of_time = budget.is_some_and(|budget| started.elapsed() >= budget);
+        Ok(!interrupt::requested() && !out_of_time)
+    });
     progress.finish();
-    let finished = finished?;
+    let mut finished = finished?;
+    if !finished && out_of_time && !interrupt::requested() {
+        // The time budget ends training like the last iteration would: with an evaluation.
+        if !trainer.evaluated_now() {
+            let evaluation = trainer.evaluate();
+            record(&trainer, &evaluation)?;
+        }
+        finished = true;
+    }
     save(&trainer)?;
     if !finished {
         return Ok(RunOutcome {

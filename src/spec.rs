@@ -11,6 +11,7 @@ use crate::layers::block::BlockSpec;
 use crate::layers::position_learned::Learned;
 use crate::layers::{require_size, Dims, NormKind, PositionKind};
 use crate::sample::Decoding;
+use crate::schedule::ScheduleSpec;
 
 /// Where bare spec names (`task06.yaml`, `task06`) are looked up.
 pub const ARCHITECTURES_DIR: &str = "architectures";
@@ -77,8 +78,22 @@ pub struct TrainingSpec {
     pub eval_iters: i64,
     #[serde(default = "default_learning_rate")]
     pub learning_rate: f64,
+    /// Warm-up and decay of the learning rate; constant by default, as in the course.
+    #[serde(default)]
+    pub schedule: ScheduleSpec,
     #[serde(default)]
     pub adamw: AdamWSpec,
+    /// Rescale each step's gradient to at most this global L2 norm (Pascanu et al. 2013,
+    /// arXiv 1211.5063); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_clip: Option<f64>,
+    /// Stop after this much wall time (with a final evaluation), even before `max_iters`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_minutes: Option<f64>,
+    /// Also keep the checkpoint with the lowest validation loss (`best.safetensors`): these
+    /// models overfit Tiny Shakespeare after a while, so the best is not always the last.
+    #[serde(default = "default_keep_best")]
+    pub keep_best: bool,
     /// Seeds initialisation, dropout and batch sampling.
     #[serde(default = "default_seed")]
     pub seed: u64,
@@ -101,6 +116,21 @@ pub struct AdamWSpec {
     pub eps: f64,
     #[serde(default = "default_weight_decay")]
     pub weight_decay: f64,
+    /// Which parameters decay: `all` (PyTorch's AdamW, the course) or only `matrices` (weights
+    /// of linear layers and embeddings, not biases and norm gains; GPT-2/nanoGPT practice).
+    #[serde(default)]
+    pub weight_decay_on: DecayTarget,
+}
+
+/// The parameters weight decay applies to.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum DecayTarget {
+    #[default]
+    All,
+    Matrices,
 }
 
 #[derive(
@@ -170,6 +200,9 @@ fn default_adam_eps() -> f64 {
 fn default_weight_decay() -> f64 {
     0.01
 }
+fn default_keep_best() -> bool {
+    true
+}
 fn default_seed() -> u64 {
     1337
 }
@@ -197,7 +230,11 @@ impl Default for TrainingSpec {
             eval_interval: default_eval_interval(),
             eval_iters: default_eval_iters(),
             learning_rate: default_learning_rate(),
+            schedule: ScheduleSpec::default(),
             adamw: AdamWSpec::default(),
+            grad_clip: None,
+            max_minutes: None,
+            keep_best: default_keep_best(),
             seed: default_seed(),
             threads: 0,
             device: DeviceSpec::Auto,
@@ -212,6 +249,7 @@ impl Default for AdamWSpec {
             beta2: default_beta2(),
             eps: default_adam_eps(),
             weight_decay: default_weight_decay(),
+            weight_decay_on: DecayTarget::All,
         }
     }
 }
@@ -349,12 +387,21 @@ impl ModelSpec {
 }
 
 impl TrainingSpec {
-    fn validate(&self) -> std::result::Result<(), SpecError> {
+    fn validate(&mut self) -> std::result::Result<(), SpecError> {
         require_size("batch_size", self.batch_size)?;
         require_count("max_iters", self.max_iters)?;
         require_count("eval_interval", self.eval_interval)?;
         require_size("eval_iters", self.eval_iters)?;
         require_positive_real("learning_rate", self.learning_rate)?;
+        if let Some(clip) = self.grad_clip {
+            require_positive_real("grad_clip", clip)?;
+        }
+        if let Some(minutes) = self.max_minutes {
+            require_positive_real("max_minutes", minutes)?;
+        }
+        self.schedule
+            .resolve(self.learning_rate, self.max_iters)
+            .map_err(|e| e.within("schedule"))?;
         if self.threads < 0 {
             return Err(SpecError::new(
                 "threads",

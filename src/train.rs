@@ -156,8 +156,17 @@ impl<'a> Trainer<'a> {
         tch::manual_seed(dropout_seed as i64);
         let logits = self.model.forward_t(&x, true);
         let loss = Gpt::loss(&logits, &y);
-        self.optimizer.minimise(&loss, self.training.learning_rate);
+        let lr = self
+            .training
+            .schedule
+            .learning_rate(self.training.learning_rate, self.iteration());
+        self.optimizer.minimise(&loss, lr, self.training.grad_clip);
         self.last_loss = Some(loss.detach());
+    }
+
+    /// Whether the model was evaluated at its current iteration.
+    pub fn evaluated_now(&self) -> bool {
+        self.last_evaluation == Some(self.iteration())
     }
 
     /// Whether the loop evaluates before the next step: at the first, every `eval_interval`-th

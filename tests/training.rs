@@ -5,7 +5,7 @@ mod common;
 
 use common::{architecture_files, build, corpus_path, load_spec, VOCAB_SIZE};
 use gptbuild::checkpoint;
-use gptbuild::run::{run, RunOptions, RunOutcome, CHECKPOINT_FILE};
+use gptbuild::run::{run, RunOptions, RunOutcome, BEST_CHECKPOINT_FILE, CHECKPOINT_FILE};
 use gptbuild::vocab::Vocabulary;
 use tch::{Device, Kind, Tensor};
 
@@ -23,6 +23,7 @@ fn short_run(spec: &str, seed: u64) -> (tempfile::TempDir, RunOutcome, String) {
         threads: Some(1),
         device: Some(gptbuild::spec::DeviceSpec::Cpu),
         resume: false,
+        max_minutes: None,
     };
     let mut log = Vec::new();
     let path = common::repo_root().join("architectures").join(spec);
@@ -61,6 +62,15 @@ fn a_short_run_prints_the_course_log_and_saves_everything() {
         5,
         "header + 4 evaluations:\n{metrics}"
     );
+    // The best checkpoint is the evaluation with the lowest validation loss.
+    let best = outcome
+        .evaluations
+        .iter()
+        .min_by(|a, b| a.val_loss.total_cmp(&b.val_loss))
+        .unwrap();
+    let kept = checkpoint::load(&outcome.dir.join(BEST_CHECKPOINT_FILE), Device::Cpu).unwrap();
+    assert_eq!(kept.iteration, best.iteration);
+
     // The loss must fall: the model learns.
     let first = outcome.evaluations.first().unwrap().val_loss;
     let last = outcome.evaluations.last().unwrap().val_loss;
@@ -176,6 +186,7 @@ fn a_resumed_run_continues_exactly() {
         threads: Some(1),
         device: Some(gptbuild::spec::DeviceSpec::Cpu),
         resume,
+        max_minutes: None,
     };
     let mut log = Vec::new();
     let whole = run(&spec_path, &options("whole", 60, false), &mut log).unwrap();
@@ -239,6 +250,7 @@ fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
         threads: Some(1),
         device: Some(gptbuild::spec::DeviceSpec::Cpu),
         resume: false,
+        max_minutes: None,
     };
     let error = run(&spec_path, &options, &mut Vec::new()).expect_err("the loss diverges");
     let message = error.to_string();
@@ -249,4 +261,40 @@ fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
     let good = last_good.expect("iteration 0 was finite");
     let kept = checkpoint::load(&dir.join(CHECKPOINT_FILE), Device::Cpu).unwrap();
     assert_eq!(kept.iteration, good);
+}
+
+/// A wall-time budget ends training early, like a last iteration: with an evaluation, a
+/// checkpoint and the sample.
+#[test]
+fn a_time_budget_ends_training_with_a_final_evaluation() {
+    let _rng = common::torch_rng();
+    let dir = tempfile::tempdir().unwrap();
+    let options = RunOptions {
+        data: Some(corpus_path()),
+        runs_dir: Some(dir.path().to_path_buf()),
+        max_iters: Some(10_000_000),
+        eval_interval: Some(1_000_000),
+        eval_iters: Some(2),
+        seed: Some(1),
+        threads: Some(1),
+        device: Some(gptbuild::spec::DeviceSpec::Cpu),
+        resume: false,
+        max_minutes: Some(0.005),
+    };
+    let path = common::repo_root().join("architectures/task01.yaml");
+    let mut log = Vec::new();
+    let outcome = run(&path, &options, &mut log).unwrap();
+    assert!(outcome.finished);
+    assert!(
+        outcome.iteration > 1 && outcome.iteration < 10_000_000,
+        "{}",
+        outcome.iteration
+    );
+    let iterations: Vec<i64> = outcome.evaluations.iter().map(|e| e.iteration).collect();
+    assert_eq!(iterations, [0, outcome.iteration]);
+    assert!(String::from_utf8(log)
+        .unwrap()
+        .contains("Sampling 500 tokens"));
+    let saved = checkpoint::load(&outcome.dir.join(CHECKPOINT_FILE), Device::Cpu).unwrap();
+    assert_eq!(saved.iteration, outcome.iteration);
 }
