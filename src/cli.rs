@@ -99,6 +99,24 @@ pub enum Command {
         #[arg(long, default_value_t = 640)]
         height: u32,
     },
+    /// Search hyperparameters: train every combination (or a random sample) of a sweep file's
+    /// values, each within a budget; write a results table and the best spec beside it.
+    ///
+    /// Finished trials are recorded as they end: run it again to resume an interrupted sweep.
+    ///
+    /// Example:
+    ///   gptbuild sweep sweeps/task06-lr.yaml
+    #[command(verbatim_doc_comment)]
+    Sweep {
+        /// The sweep file (YAML: base, search, budget, set, vary).
+        sweep: PathBuf,
+        /// Corpus file (else $GPTBUILD_DATA, the spec's data.path, data/tinyshakespeare.txt, download).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Where run directories are created (the trials go to RUNS_DIR/sweeps/NAME/).
+        #[arg(long)]
+        runs_dir: Option<PathBuf>,
+    },
     /// Print the JSON Schema of a spec, for editors (see the README for the hook-up).
     ///
     /// Example: gptbuild schema > schema/spec.schema.json
@@ -289,6 +307,14 @@ pub fn execute(command: Command) -> Result<()> {
             )?;
             eprintln!("wrote {}", out.display());
             Ok(())
+        }
+        Command::Sweep {
+            sweep,
+            data,
+            runs_dir,
+        } => {
+            interrupt::install()?;
+            crate::sweep::sweep(&sweep, data, runs_dir, &mut out).map(|_| ())
         }
         Command::Schema => {
             let schema = serde_json::to_string_pretty(&spec_schema())

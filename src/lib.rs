@@ -26,6 +26,7 @@ pub mod schema;
 pub mod spec;
 pub mod stream;
 pub mod summary;
+pub mod sweep;
 pub mod train;
 pub mod vocab;
 
