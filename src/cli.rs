@@ -21,6 +21,7 @@ use crate::schema::spec_schema;
 use crate::spec::{find_spec, DeviceSpec, Spec};
 use crate::stream::{stream, SampleRequest, StreamEnd};
 use crate::summary::{parameter_table, FlopsPerToken};
+use crate::train::select_device;
 
 /// Exit code for a failed command (usage errors exit with clap's 2).
 pub const EXIT_FAILURE: u8 = 1;
@@ -116,6 +117,27 @@ pub enum Command {
         /// Where run directories are created (the trials go to RUNS_DIR/sweeps/NAME/).
         #[arg(long)]
         runs_dir: Option<PathBuf>,
+    },
+    /// Time training steps of a spec's model: ms per step, tokens/s and MFU against a matmul peak
+    /// measured in the same run. Run it on a quiet machine.
+    ///
+    /// Examples:
+    ///   gptbuild bench task06 --steps 50
+    ///   gptbuild bench task07 --steps 5 --threads 2
+    #[command(verbatim_doc_comment)]
+    Bench {
+        spec: String,
+        /// Timed steps (the median is reported).
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Untimed steps first.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// libtorch threads (default: the spec's training.threads).
+        #[arg(long)]
+        threads: Option<i64>,
+        #[arg(long, value_enum)]
+        device: Option<DeviceArg>,
     },
     /// Print the JSON Schema of a spec, for editors (see the README for the hook-up).
     ///
@@ -315,6 +337,22 @@ pub fn execute(command: Command) -> Result<()> {
         } => {
             interrupt::install()?;
             crate::sweep::sweep(&sweep, data, runs_dir, &mut out).map(|_| ())
+        }
+        Command::Bench {
+            spec,
+            steps,
+            warmup,
+            threads,
+            device,
+        } => {
+            let spec = Spec::load(&find_spec(&spec)?)?;
+            let threads = threads.unwrap_or(spec.training.threads);
+            if threads > 0 {
+                tch::set_num_threads(threads as i32);
+            }
+            let device = select_device(device.map_or(spec.training.device, DeviceSpec::from))?;
+            let report = crate::bench::bench(&spec, steps, warmup, device)?;
+            write!(out, "{}", report.table()).map_err(Error::io("writing the report"))
         }
         Command::Schema => {
             let schema = serde_json::to_string_pretty(&spec_schema())

@@ -6,6 +6,7 @@
 //! (over a sliding [`context`] with a KV cache). [`run`] ties them together for `gptbuild run`,
 //! [`stream`] for `gptbuild sample`; [`cli`] is the command line, [`interrupt`] its Ctrl-C.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod context;

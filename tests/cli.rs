@@ -464,6 +464,47 @@ fn the_committed_schema_is_current() {
 }
 
 #[test]
+fn bench_reports_step_times_and_utilisation() {
+    let output = gptbuild(
+        &[
+            "bench",
+            "task03",
+            "--steps",
+            "3",
+            "--warmup",
+            "1",
+            "--threads",
+            "1",
+        ],
+        &common::repo_root(),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let report = text(&output.stdout);
+    let value = |label: &str| -> f64 {
+        let line = report
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no {label:?} in {report}"));
+        let number = line[label.len()..]
+            .trim()
+            .split([' ', '%', ','])
+            .next()
+            .unwrap();
+        number.parse().unwrap_or_else(|_| panic!("{line}"))
+    };
+    assert_eq!(value("steps timed"), 3.0);
+    for label in [
+        "tokens per second",
+        "GFLOP per step",
+        "matmul peak GFLOP/s",
+        "MFU",
+    ] {
+        let v = value(label);
+        assert!(v.is_finite() && v > 0.0, "{label}: {v}\n{report}");
+    }
+}
+
+#[test]
 fn inspect_and_validate_a_course_step_by_bare_name() {
     let root = common::repo_root();
     let output = gptbuild(&["inspect", "task01"], &root);

@@ -1,6 +1,7 @@
 //! The position-wise feed-forward network of "Attention Is All You Need" (Vaswani et al. 2017,
 //! arXiv 1706.03762, §3.3): expand to a wider hidden layer (4C in the paper), ReLU, project back,
-//! then dropout. Most of a transformer's parameters and compute live here.
+//! then dropout. Most of a transformer's parameters and compute live here. GPT-2 uses GELU
+//! (Hendrycks & Gimpel 2016, arXiv 1606.08415) instead of ReLU: `activation: gelu`.
 //! Shapes: `[B, T, C] -> [B, T, hidden] -> [B, T, C]`.
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,29 @@ pub struct MlpKind {
     /// Explicit hidden width; exclusive with `hidden_multiplier`. Filled in when the spec is resolved.
     #[serde(default)]
     pub hidden_size: Option<i64>,
+    /// The non-linearity between the two layers.
+    #[serde(default)]
+    pub activation: Activation,
+}
+
+/// `relu` (the paper, the course) or `gelu` (GPT-2; exact, with erf).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    #[default]
+    Relu,
+    Gelu,
+}
+
+impl Activation {
+    pub fn apply(self, x: &Tensor) -> Tensor {
+        match self {
+            Activation::Relu => x.relu(),
+            Activation::Gelu => x.gelu("none"),
+        }
+    }
 }
 
 crate::register_kind!(FeedForward, "mlp", MlpKind);
@@ -55,6 +79,7 @@ impl FeedForwardKind for MlpKind {
             expand: Linear::new(&(path / "expand"), dims.n_embd, hidden, true),
             contract: Linear::new(&(path / "contract"), hidden, dims.n_embd, true),
             dropout: dims.dropout,
+            activation: self.activation,
         }))
     }
 }
@@ -64,11 +89,14 @@ pub struct Mlp {
     expand: Linear,
     contract: Linear,
     dropout: f64,
+    activation: Activation,
 }
 
 impl ModuleT for Mlp {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let out = self.contract.forward(&self.expand.forward(x).relu());
+        let out = self
+            .contract
+            .forward(&self.activation.apply(&self.expand.forward(x)));
         if self.dropout > 0.0 {
             out.dropout(self.dropout, train)
         } else {

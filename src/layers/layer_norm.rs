@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init, ModuleT};
 use tch::Tensor;
 
-use super::{Layer, NormKind};
+use super::{require_eps, Layer, NormKind};
 use crate::error::SpecError;
 
 /// `norm: {kind: layernorm, eps: 1.0e-5}`.
@@ -34,14 +34,7 @@ crate::register_kind!(Norm, "layernorm", LayerNormKind);
 #[typetag::serde(name = "layernorm")]
 impl NormKind for LayerNormKind {
     fn resolve(&mut self) -> Result<(), SpecError> {
-        if self.eps > 0.0 && self.eps.is_finite() {
-            Ok(())
-        } else {
-            Err(SpecError::new(
-                "eps",
-                format!("must be a small positive number, got {}", self.eps),
-            ))
-        }
+        require_eps(self.eps)
     }
 
     fn build(&self, path: &nn::Path, width: i64) -> Layer {

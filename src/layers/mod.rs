@@ -5,12 +5,13 @@
 //! | [`linear`] | the affine map every other layer is made of |
 //! | [`token_embedding`] | characters become vectors |
 //! | [`position_learned`] | where a character sits, learned (GPT) |
+//! | [`position_sinusoidal`], [`position_none`] | fixed sinusoids (the original Transformer), or nothing |
 //! | [`attention_head`] | one causal self-attention head: tokens talk to their past |
 //! | [`multi_head_attention`] | several heads side by side, optionally projected back |
 //! | [`fused_attention`] | the same heads computed all at once, for speed |
 //! | [`kv_cache`] | generation without recomputing the past: cached keys and values |
 //! | [`feed_forward_none`], [`feed_forward_linear`], [`feed_forward_mlp`] | tokens think on their own |
-//! | [`layer_norm`] | keep activations well scaled |
+//! | [`layer_norm`], [`rms_norm`] | keep activations well scaled |
 //! | [`block`] | communication + computation, with optional residuals and norms |
 //!
 //! Each *kind* a spec can name (`position: {kind: learned}`, `feed_forward: {kind: mlp}`, …) is a
@@ -38,6 +39,9 @@ pub mod layer_norm;
 pub mod linear;
 pub mod multi_head_attention;
 pub mod position_learned;
+pub mod position_none;
+pub mod position_sinusoidal;
+pub mod rms_norm;
 pub mod token_embedding;
 
 /// The sizes every layer builds itself from, fixed by the spec and the corpus.
@@ -56,7 +60,7 @@ pub struct Dims {
 /// A layer that can be run in training mode (dropout on) or evaluation mode (dropout off).
 pub type Layer = Box<dyn nn::ModuleT>;
 
-/// How the model learns where each token sits. Registered kinds: `learned`.
+/// How the model learns where each token sits. Registered kinds: `learned`, `sinusoidal`, `none`.
 #[typetag::serde(tag = "kind")]
 pub trait PositionKind: Debug + Send + Sync {
     /// Checks the kind's own fields against the model's sizes.
@@ -111,7 +115,7 @@ pub trait FeedForwardKind: Debug + Send + Sync {
     fn build(&self, path: &nn::Path, dims: &Dims) -> Option<Layer>;
 }
 
-/// A normalisation layer. Registered kinds: `layernorm`.
+/// A normalisation layer. Registered kinds: `layernorm`, `rmsnorm`.
 #[typetag::serde(tag = "kind")]
 pub trait NormKind: Debug + Send + Sync {
     /// Checks the kind's own fields.
@@ -120,6 +124,18 @@ pub trait NormKind: Debug + Send + Sync {
     }
     /// Builds the layer under `path`, normalising the last dimension of size `width`.
     fn build(&self, path: &nn::Path, width: i64) -> Layer;
+}
+
+/// Checks a normalisation epsilon: small, positive and finite.
+pub fn require_eps(eps: f64) -> Result<(), SpecError> {
+    if eps > 0.0 && eps.is_finite() {
+        Ok(())
+    } else {
+        Err(SpecError::new(
+            "eps",
+            format!("must be a small positive number, got {eps}"),
+        ))
+    }
 }
 
 /// The largest size (width, context, count) a spec may ask for: far beyond any model this tool

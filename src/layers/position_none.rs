@@ -1,0 +1,38 @@
+//! No positional information at all. A causal decoder can still infer where it is, roughly, from
+//! how many tokens its attention can see (Haviv et al. 2022, "Transformer Language Models without
+//! Positional Encodings Still Learn Positional Information", arXiv 2203.16634); a baseline for
+//! the schemes that add positions.
+
+use serde::{Deserialize, Serialize};
+use tch::nn;
+use tch::{Kind, Tensor};
+
+use super::{Dims, PositionKind, PositionalEncoding};
+
+/// `position: {kind: none}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoPosition {}
+
+crate::register_kind!(Position, "none", NoPosition);
+
+#[typetag::serde(name = "none")]
+impl PositionKind for NoPosition {
+    fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn PositionalEncoding> {
+        Box::new(NoPositions {
+            zero: Tensor::zeros([1, dims.n_embd], (Kind::Float, path.device())),
+        })
+    }
+}
+
+#[derive(Debug)]
+pub struct NoPositions {
+    /// One zero row, broadcast over any number of positions.
+    zero: Tensor,
+}
+
+impl PositionalEncoding for NoPositions {
+    fn embedding(&self, _start: i64, _t: i64) -> Tensor {
+        self.zero.shallow_clone()
+    }
+}

@@ -1,0 +1,143 @@
+//! Properties of individual layer kinds: the sinusoidal table is the paper's formula, RMSNorm
+//! normalises the root mean square (and not the mean), GELU is used where asked, and a model
+//! made of the alternative kinds is causal and has exactly the parameters they imply.
+
+mod common;
+
+use common::{build, spec_from, VOCAB_SIZE};
+use gptbuild::layers::position_sinusoidal::sinusoid_table;
+use tch::{Device, Kind, Tensor};
+
+#[test]
+fn the_sinusoid_table_is_the_papers_formula() {
+    let (positions, channels) = (16, 8);
+    let table = sinusoid_table(positions, channels, 10_000.0, Device::Cpu);
+    assert_eq!(table.size(), [positions, channels]);
+    for p in 0..positions {
+        for i in 0..channels / 2 {
+            let angle = p as f64 / 10_000f64.powf(2.0 * i as f64 / channels as f64);
+            let sin = table.double_value(&[p, 2 * i]);
+            let cos = table.double_value(&[p, 2 * i + 1]);
+            assert!((sin - angle.sin()).abs() < 1e-5, "sin at {p},{i}");
+            assert!((cos - angle.cos()).abs() < 1e-5, "cos at {p},{i}");
+        }
+    }
+}
+
+#[test]
+fn rmsnorm_normalises_the_root_mean_square_not_the_mean() {
+    use gptbuild::layers::rms_norm::RmsNormKind;
+    use gptbuild::layers::NormKind;
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let norm = RmsNormKind { eps: 1e-8 }.build(&vs.root(), 6);
+    let x = Tensor::randn([4, 6], (Kind::Float, Device::Cpu)) * 3.0 + 2.0;
+    let y = norm.forward_t(&x, false);
+    let rms = y.square().mean_dim(-1, false, Kind::Float).sqrt();
+    assert!((rms - 1.0).abs().max().double_value(&[]) < 1e-4);
+    // The mean is not removed: a positive shift stays visible.
+    assert!(y.mean(Kind::Float).double_value(&[]) > 0.1);
+}
+
+const ALTERNATIVES: &str = "model:
+  block_size: 6
+  n_embd: 8
+  position: {kind: POSITION}
+  n_layer: 2
+  block:
+    attention: {kind: multi_head, n_head: 2}
+    feed_forward: {kind: mlp, activation: gelu}
+    norm: {kind: rmsnorm}
+    norm_placement: pre
+  final_norm: {kind: rmsnorm}
+";
+
+#[test]
+fn models_of_the_alternative_kinds_are_causal_with_the_expected_parameters() {
+    let _rng = common::torch_rng();
+    for position in ["sinusoidal", "none"] {
+        let spec = spec_from(&ALTERNATIVES.replace("POSITION", position));
+        let (vs, model) = build(&spec, 1);
+        let names: Vec<String> = vs.variables().into_keys().collect();
+        assert!(
+            !names.iter().any(|n| n.starts_with("position")),
+            "{position}: no parameters"
+        );
+        assert!(names.iter().any(|n| n == "blocks.0.ln1.weight"));
+        assert!(
+            !names.iter().any(|n| n.ends_with("ln1.bias")),
+            "RMSNorm has no bias"
+        );
+        // token embedding 65x8, per block: attention 3x(2x4x8) + proj 8x8+8, MLP 8x32+32+32x8+8,
+        // two gains 8; final gain 8; head 8x65+65.
+        let block = 3 * 2 * 4 * 8 + 8 * 8 + 8 + 8 * 32 + 32 + 32 * 8 + 8 + 2 * 8;
+        let expected = 65 * 8 + 2 * block + 8 + 8 * 65 + 65;
+        let total: i64 = vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum();
+        assert_eq!(total, expected, "{position}");
+
+        // Causality: changing the last token changes nothing before it.
+        let ids = Tensor::randint(VOCAB_SIZE, [1, 6], (Kind::Int64, Device::Cpu));
+        let changed = ids.copy();
+        let _ = changed
+            .get(0)
+            .get(5)
+            .fill_((ids.int64_value(&[0, 5]) + 1) % VOCAB_SIZE);
+        let (a, b) = tch::no_grad(|| {
+            (
+                model.forward_t(&ids, false),
+                model.forward_t(&changed, false),
+            )
+        });
+        let before = (a.narrow(1, 0, 5) - b.narrow(1, 0, 5))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert_eq!(before, 0.0, "{position}");
+        let at = (a.narrow(1, 5, 1) - b.narrow(1, 5, 1))
+            .abs()
+            .max()
+            .double_value(&[]);
+        assert!(at > 0.0, "{position}");
+    }
+}
+
+#[test]
+fn gelu_is_used_when_asked() {
+    let _rng = common::torch_rng();
+    let logits = |activation: &str| {
+        let spec = spec_from(
+            &ALTERNATIVES
+                .replace("POSITION", "none")
+                .replace("gelu", activation),
+        );
+        let (_vs, model) = build(&spec, 2);
+        let ids = Tensor::from_slice(&[1i64, 2, 3]).unsqueeze(0);
+        tch::no_grad(|| model.forward_t(&ids, false))
+    };
+    let difference = (logits("gelu") - logits("relu"))
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(
+        difference > 1e-6,
+        "same weights, other activation: other logits"
+    );
+}
+
+#[test]
+fn odd_widths_cannot_hold_sinusoids() {
+    let error = gptbuild::spec::Spec::from_yaml(
+        &ALTERNATIVES
+            .replace("POSITION", "sinusoidal")
+            .replace("n_embd: 8", "n_embd: 7")
+            .replace("n_head: 2", "n_head: 7"),
+    )
+    .unwrap_err();
+    assert!(
+        error.contains("model.position.kind") && error.contains("even"),
+        "{error}"
+    );
+}
