@@ -141,3 +141,48 @@ fn odd_widths_cannot_hold_sinusoids() {
         "{error}"
     );
 }
+
+#[test]
+fn swiglu_matches_the_mlps_weights_and_the_papers_formula() {
+    let _rng = common::torch_rng();
+    let spec = |ff: &str| {
+        spec_from(&format!(
+            "model:\n  block_size: 4\n  n_embd: 48\n  block:\n    attention: {{kind: multi_head, n_head: 4}}\n    feed_forward: {ff}\n"
+        ))
+    };
+    let weights = |ff: &str| -> i64 {
+        let (vs, _) = build(&spec(ff), 0);
+        vs.variables()
+            .iter()
+            .filter(|(name, t)| name.contains(".ffwd.") && t.dim() == 2)
+            .map(|(_, t)| t.numel() as i64)
+            .sum()
+    };
+    // h = round(2/3 * 4 * 48) = 128; 3 * 48 * 128 = 2 * 48 * 192.
+    assert_eq!(weights("{kind: swiglu}"), weights("{kind: mlp}"));
+    assert_eq!(weights("{kind: swiglu}"), 3 * 48 * 128);
+
+    let (vs, _) = build(&spec("{kind: swiglu}"), 0);
+    let v = vs.variables();
+    let w = |name: &str| v[&format!("blocks.0.ffwd.{name}.weight")].shallow_clone();
+    use gptbuild::layers::feed_forward_swiglu::SwiGluKind;
+    use gptbuild::layers::FeedForwardKind;
+    let dims = spec("{kind: swiglu}").dims(VOCAB_SIZE);
+    let layer_vs = tch::nn::VarStore::new(Device::Cpu);
+    let layer = SwiGluKind {
+        hidden_size: Some(128),
+    }
+    .build(&layer_vs.root(), &dims)
+    .unwrap();
+    let lv = layer_vs.variables();
+    let x = Tensor::randn([2, 3, 48], (Kind::Float, Device::Cpu));
+    let expected = (x.matmul(&lv["gate.weight"].tr()).silu() * x.matmul(&lv["up.weight"].tr()))
+        .matmul(&lv["down.weight"].tr());
+    let difference = (layer.forward_t(&x, false) - expected)
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(difference < 1e-5, "{difference}");
+    assert_eq!(w("gate").size(), [128, 48]);
+    assert_eq!(w("down").size(), [48, 128]);
+}

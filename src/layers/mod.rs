@@ -10,7 +10,7 @@
 //! | [`multi_head_attention`] | several heads side by side, optionally projected back |
 //! | [`fused_attention`] | the same heads computed all at once, for speed |
 //! | [`kv_cache`] | generation without recomputing the past: cached keys and values |
-//! | [`feed_forward_none`], [`feed_forward_linear`], [`feed_forward_mlp`] | tokens think on their own |
+//! | [`feed_forward_none`], [`feed_forward_linear`], [`feed_forward_mlp`], [`feed_forward_swiglu`] | tokens think on their own |
 //! | [`layer_norm`], [`rms_norm`] | keep activations well scaled |
 //! | [`block`] | communication + computation, with optional residuals and norms |
 //!
@@ -33,6 +33,7 @@ pub mod block;
 pub mod feed_forward_linear;
 pub mod feed_forward_mlp;
 pub mod feed_forward_none;
+pub mod feed_forward_swiglu;
 pub mod fused_attention;
 pub mod kv_cache;
 pub mod layer_norm;
@@ -104,7 +105,7 @@ pub trait Attention: Debug + Send {
 /// What one attention layer caches: one [`KeyValueCache`] per head (or group of heads).
 pub type AttentionCache = Vec<KeyValueCache>;
 
-/// The per-token computation after attention. Registered kinds: `none`, `linear`, `mlp`.
+/// The per-token computation after attention. Registered kinds: `none`, `linear`, `mlp`, `swiglu`.
 #[typetag::serde(tag = "kind")]
 pub trait FeedForwardKind: Debug + Send + Sync {
     /// Fills in derived sizes and checks the kind's own fields.
