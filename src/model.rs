@@ -28,12 +28,13 @@ pub struct Gpt {
 impl Gpt {
     /// Builds the model described by a *resolved* spec under `root`.
     pub fn new(root: &nn::Path, spec: &ModelSpec, dims: Dims) -> Self {
+        let token_embedding =
+            TokenEmbedding::new(&(root / "token_embedding"), dims.vocab_size, dims.n_embd);
+        let head_weight = spec
+            .tie_embeddings
+            .then(|| token_embedding.weight.shallow_clone());
         Gpt {
-            token_embedding: TokenEmbedding::new(
-                &(root / "token_embedding"),
-                dims.vocab_size,
-                dims.n_embd,
-            ),
+            token_embedding,
             position: spec.position.build(&(root / "position"), &dims),
             blocks: (0..spec.n_layer)
                 .map(|i| spec.block.build(&(root / "blocks" / i), &dims))
@@ -42,7 +43,11 @@ impl Gpt {
                 .final_norm
                 .as_ref()
                 .map(|norm| norm.build(&(root / "final_norm"), dims.n_embd)),
-            lm_head: Linear::new(&(root / "lm_head"), dims.n_embd, dims.vocab_size, true),
+            lm_head: match head_weight {
+                // Tied: the same tensor as the embedding, so updates to either are updates to both.
+                Some(weight) => Linear::with_weight(&(root / "lm_head"), weight, true),
+                None => Linear::new(&(root / "lm_head"), dims.n_embd, dims.vocab_size, true),
+            },
             dims,
         }
     }

@@ -61,6 +61,10 @@ pub struct ModelSpec {
     /// A normalisation after the last block, before the language-model head.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_norm: Option<Box<dyn NormKind>>,
+    /// Use the token embedding matrix as the language-model head's weights too (Press & Wolf
+    /// 2016, arXiv 1608.05859): one `[vocab, C]` matrix reads characters in and writes them out.
+    #[serde(default)]
+    pub tie_embeddings: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]

@@ -186,3 +186,40 @@ fn swiglu_matches_the_mlps_weights_and_the_papers_formula() {
     assert_eq!(w("gate").size(), [128, 48]);
     assert_eq!(w("down").size(), [48, 128]);
 }
+
+/// With tied embeddings the head reads the embedding matrix itself: zeroing the embedding leaves
+/// only the head's bias in the logits, also after the optimizer has moved every parameter into
+/// its flat buffer.
+#[test]
+fn tied_embeddings_are_one_matrix() {
+    let _rng = common::torch_rng();
+    let yaml = "model:\n  block_size: 4\n  n_embd: 8\n  tie_embeddings: TIE\n  block:\n    attention: {kind: multi_head, n_head: 2}\n";
+    let (untied, _) = build(&spec_from(&yaml.replace("TIE", "false")), 0);
+    let (vs, model) = build(&spec_from(&yaml.replace("TIE", "true")), 0);
+    let count = |vs: &tch::nn::VarStore| -> i64 {
+        vs.trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum()
+    };
+    assert_eq!(
+        count(&untied) - count(&vs),
+        VOCAB_SIZE * 8,
+        "one [vocab, C] matrix fewer"
+    );
+    assert!(!vs.variables().contains_key("lm_head.weight"));
+
+    let spec = spec_from(&yaml.replace("TIE", "true"));
+    let _optimizer =
+        gptbuild::optim::AdamW::new(vs.trainable_variables(), spec.training.adamw.clone());
+    let embedding = vs.variables()["token_embedding.weight"].shallow_clone();
+    let _ = tch::no_grad(|| embedding.shallow_clone().zero_());
+    let ids = Tensor::from_slice(&[1i64, 2, 3, 4]).unsqueeze(0);
+    let logits = tch::no_grad(|| model.forward_t(&ids, false));
+    let bias = &vs.variables()["lm_head.bias"];
+    let difference = (logits - bias).abs().max().double_value(&[]);
+    assert!(
+        difference < 1e-6,
+        "the head saw the zeroed embedding: {difference}"
+    );
+}

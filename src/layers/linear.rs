@@ -28,6 +28,23 @@ impl Linear {
     }
 }
 
+impl Linear {
+    /// A layer whose weights are an existing `[out, in]` tensor (weight tying), with its own
+    /// `path.bias` if `bias`.
+    pub fn with_weight(path: &nn::Path, weight: Tensor, bias: bool) -> Self {
+        let bound = 1.0 / (weight.size()[1] as f64).sqrt();
+        let uniform = Init::Uniform {
+            lo: -bound,
+            up: bound,
+        };
+        let out_features = weight.size()[0];
+        Linear {
+            bias: bias.then(|| path.var("bias", &[out_features], uniform)),
+            weight,
+        }
+    }
+}
+
 impl Module for Linear {
     fn forward(&self, xs: &Tensor) -> Tensor {
         xs.linear(&self.weight, self.bias.as_ref())
