@@ -223,3 +223,37 @@ fn tied_embeddings_are_one_matrix() {
         "the head saw the zeroed embedding: {difference}"
     );
 }
+
+/// Post-LN normalises after the residual add: every output row has mean 0 and variance 1 (the
+/// LayerNorm's gain and bias start at 1 and 0); pre-LN leaves the residual stream unnormalised.
+#[test]
+fn post_ln_normalises_after_the_residual_add() {
+    let _rng = common::torch_rng();
+    let output = |placement: &str| {
+        let spec = spec_from(&format!(
+            "model:\n  block_size: 4\n  n_embd: 16\n  block:\n    attention: {{kind: multi_head, n_head: 2}}\n    \
+             feed_forward: {{kind: mlp}}\n    norm_placement: {placement}\n"
+        ));
+        let vs = tch::nn::VarStore::new(Device::Cpu);
+        let block = spec.model.block.build(&vs.root(), &spec.dims(VOCAB_SIZE));
+        let x = Tensor::randn([2, 4, 16], (Kind::Float, Device::Cpu)) * 5.0 + 3.0;
+        tch::no_grad(|| block.forward_t(&x, false))
+    };
+    let post = output("post");
+    let mean = post
+        .mean_dim(-1, false, Kind::Float)
+        .abs()
+        .max()
+        .double_value(&[]);
+    let variance = post.var_dim(-1, false, false);
+    assert!(mean < 1e-4, "{mean}");
+    assert!((variance - 1.0).abs().max().double_value(&[]) < 1e-3);
+    let pre = output("pre");
+    assert!(
+        pre.mean_dim(-1, false, Kind::Float)
+            .abs()
+            .max()
+            .double_value(&[])
+            > 0.5
+    );
+}

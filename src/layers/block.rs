@@ -4,7 +4,8 @@
 //! With residuals each sub-layer only *adds* to the stream, `x = x + f(x)`, so gradients flow straight
 //! from the loss to the first layer and deep stacks train. With `norm_placement: pre` the input of each
 //! sub-layer is normalised inside the branch, `x = x + f(norm(x))` (pre-LN, Xiong et al. 2020,
-//! arXiv 2002.04745), which trains stably without learning-rate warm-up.
+//! arXiv 2002.04745), which trains stably without learning-rate warm-up; `post` normalises after
+//! the add, `x = norm(x + f(x))`, as the original Transformer did.
 //! Shapes: `[B, T, C] -> [B, T, C]`.
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,9 @@ pub enum NormPlacement {
     None,
     /// Normalise the input of each sub-layer, inside the residual branch.
     Pre,
+    /// Normalise after the residual add, `norm(x + f(x))`: the original Transformer (Vaswani et
+    /// al. 2017), which needs learning-rate warm-up to train deep stacks (Xiong et al. 2020).
+    Post,
 }
 
 /// One block of the stack, as written in the spec under `model.block`.
@@ -79,10 +83,10 @@ impl BlockSpec {
             (NormPlacement::None, Some(_)) => Err(SpecError::new(
                 "norm",
                 "is set but norm_placement is none, so it would never be used; \
-                 set norm_placement: pre or remove norm",
+                 set norm_placement: pre or post, or remove norm",
             )),
             (NormPlacement::None, None) => Ok(()),
-            (NormPlacement::Pre, norm) => norm
+            (NormPlacement::Pre | NormPlacement::Post, norm) => norm
                 .get_or_insert_with(|| Box::new(LayerNormKind::default()))
                 .resolve()
                 .map_err(|e| e.within("norm")),
@@ -92,7 +96,9 @@ impl BlockSpec {
     /// Builds the block under `path` (`attn`, `ffwd`, `ln1`, `ln2`).
     pub fn build(&self, path: &nn::Path, dims: &Dims) -> Block {
         let norm = |name: &str| match (self.norm_placement, &self.norm) {
-            (NormPlacement::Pre, Some(kind)) => Some(kind.build(&(path / name), dims.n_embd)),
+            (NormPlacement::Pre | NormPlacement::Post, Some(kind)) => {
+                Some(kind.build(&(path / name), dims.n_embd))
+            }
             _ => None,
         };
         Block {
@@ -101,6 +107,7 @@ impl BlockSpec {
             feed_forward_norm: norm("ln2"),
             feed_forward: self.feed_forward.build(&(path / "ffwd"), dims),
             residual: self.residual,
+            placement: self.norm_placement,
         }
     }
 }
@@ -112,6 +119,7 @@ pub struct Block {
     feed_forward_norm: Option<Layer>,
     feed_forward: Option<Layer>,
     residual: bool,
+    placement: NormPlacement,
 }
 
 impl Block {
@@ -146,7 +154,8 @@ impl Block {
         }
     }
 
-    /// `x + f(norm(x))`, or `f(x)` without residual and norm.
+    /// `x + f(norm(x))` (pre), `norm(x + f(x))` (post) or `x + f(x)`; without residual, the
+    /// same with `f(·)` in place of `x + f(·)`.
     fn sublayer(
         &self,
         x: &Tensor,
@@ -154,12 +163,11 @@ impl Block {
         train: bool,
         f: impl FnOnce(&Tensor) -> Tensor,
     ) -> Tensor {
-        let normed = norm.map(|norm| norm.forward_t(x, train));
-        let out = f(normed.as_ref().unwrap_or(x));
-        if self.residual {
-            x + out
-        } else {
-            out
+        let add = |out: Tensor| if self.residual { x + out } else { out };
+        match (self.placement, norm) {
+            (NormPlacement::Pre, Some(norm)) => add(f(&norm.forward_t(x, train))),
+            (NormPlacement::Post, Some(norm)) => norm.forward_t(&add(f(x)), train),
+            _ => add(f(x)),
         }
     }
 }
