@@ -88,7 +88,8 @@ pub fn bench(spec: &Spec, steps: usize, warmup: usize, device: Device) -> Result
         .collect();
     times.sort_by(f64::total_cmp);
     let median_ms = median(&times);
-    let flops_per_step = FlopsPerToken::of(&vs, block).training as f64 * (batch * block) as f64;
+    let flops_per_step =
+        FlopsPerToken::of(&vs, &spec.model).training as f64 * (batch * block) as f64;
     Ok(BenchReport {
         steps: times.len(),
         median_ms,

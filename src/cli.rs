@@ -297,7 +297,7 @@ pub fn execute(command: Command) -> Result<()> {
             let spec = Spec::load(&find_spec(&spec)?)?;
             let vs = VarStore::new(Device::Cpu);
             let _model = Gpt::try_new(&vs.root(), &spec.model, spec.dims(vocab_size))?;
-            let flops = FlopsPerToken::of(&vs, spec.model.block_size);
+            let flops = FlopsPerToken::of(&vs, &spec.model);
             writeln!(
                 out,
                 "{}FLOPs per token (full context of {}): forward {}, training step {}",

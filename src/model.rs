@@ -2,13 +2,14 @@
 //!
 //! `ids [B, T] -> logits [B, T, vocab]`: the logits at position t score every possible next
 //! character given characters `0..=t`. Variable paths are the checkpoint's tensor names
-//! (`blocks.2.attn.heads.0.key.weight`), so an exported checkpoint reads naturally from PyTorch.
+//! (`blocks.2.attn.qkv.weight`), so an exported checkpoint reads naturally from PyTorch.
 
 use tch::nn::{self, Module};
 use tch::{Device, Reduction, Tensor};
 
 use crate::error::{Error, Result};
 use crate::layers::block::Block;
+use crate::layers::init::Role;
 use crate::layers::kv_cache::ModelCache;
 use crate::layers::linear::Linear;
 use crate::layers::token_embedding::TokenEmbedding;
@@ -20,6 +21,7 @@ pub struct Gpt {
     token_embedding: TokenEmbedding,
     position: Box<dyn PositionalEncoding>,
     blocks: Vec<Block>,
+    embedding_dropout: f64,
     final_norm: Option<Layer>,
     lm_head: Linear,
     dims: Dims,
@@ -28,25 +30,34 @@ pub struct Gpt {
 impl Gpt {
     /// Builds the model described by a *resolved* spec under `root`.
     pub fn new(root: &nn::Path, spec: &ModelSpec, dims: Dims) -> Self {
-        let token_embedding =
-            TokenEmbedding::new(&(root / "token_embedding"), dims.vocab_size, dims.n_embd);
+        let token_embedding = TokenEmbedding::new(&(root / "token_embedding"), &dims);
         let head_weight = spec
             .tie_embeddings
             .then(|| token_embedding.weight.shallow_clone());
         Gpt {
             token_embedding,
             position: spec.position.build(&(root / "position"), &dims),
-            blocks: (0..spec.n_layer)
-                .map(|i| spec.block.build(&(root / "blocks" / i), &dims))
+            blocks: spec
+                .stack()
+                .into_iter()
+                .enumerate()
+                .map(|(i, block)| block.build(&(root / "blocks" / i), &dims))
                 .collect(),
+            embedding_dropout: spec.embedding_dropout,
             final_norm: spec
                 .final_norm
                 .as_ref()
                 .map(|norm| norm.build(&(root / "final_norm"), dims.n_embd)),
             lm_head: match head_weight {
                 // Tied: the same tensor as the embedding, so updates to either are updates to both.
-                Some(weight) => Linear::with_weight(&(root / "lm_head"), weight, true),
-                None => Linear::new(&(root / "lm_head"), dims.n_embd, dims.vocab_size, true),
+                Some(weight) => Linear::with_weight(&(root / "lm_head"), weight, true, &dims),
+                None => Linear::new(
+                    &(root / "lm_head"),
+                    (dims.n_embd, dims.vocab_size),
+                    true,
+                    &dims,
+                    Role::Inner,
+                ),
             },
             dims,
         }
@@ -70,10 +81,9 @@ impl Gpt {
 
     /// Next-token logits `[B, T, vocab]` for ids `[B, T]`, `T <= block_size`; dropout only if `train`.
     pub fn forward_t(&self, ids: &Tensor, train: bool) -> Tensor {
-        let t = ids.size()[1];
-        let mut x = self.token_embedding.forward(ids) + self.position.embedding(0, t);
+        let mut x = self.embed(ids, 0, train);
         for block in &self.blocks {
-            x = block.forward_t(&x, train);
+            x = block.forward_t(&x, self.position.as_ref(), train);
         }
         self.logits(&x, train)
     }
@@ -94,12 +104,26 @@ impl Gpt {
     /// [`Gpt::forward_t`] over the cached tokens and the new ones.
     pub fn forward_cached(&self, ids: &Tensor, cache: &mut ModelCache) -> Tensor {
         let n = ids.size()[1];
-        let start = cache.len();
-        let mut x = self.token_embedding.forward(ids) + self.position.embedding(start, n);
+        let mut x = self.embed(ids, cache.len(), false);
         for (block, block_cache) in self.blocks.iter().zip(cache.extend(n)) {
-            x = block.forward_cached(&x, block_cache);
+            x = block.forward_cached(&x, self.position.as_ref(), block_cache);
         }
         self.logits(&x, false)
+    }
+
+    /// Token embeddings of `ids [B, n]` at positions `start..start + n`, plus their position
+    /// vectors if the scheme adds any, then the embedding dropout: `[B, n, C]`.
+    fn embed(&self, ids: &Tensor, start: i64, train: bool) -> Tensor {
+        let tokens = self.token_embedding.forward(ids);
+        let x = match self.position.embedding(start, ids.size()[1]) {
+            Some(positions) => tokens + positions,
+            None => tokens,
+        };
+        if self.embedding_dropout > 0.0 {
+            x.dropout(self.embedding_dropout, train)
+        } else {
+            x
+        }
     }
 
     /// The final norm, then the language-model head: `[B, T, C] -> [B, T, vocab]`.

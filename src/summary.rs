@@ -5,6 +5,8 @@ use std::cmp::Ordering;
 
 use tch::nn::VarStore;
 
+use crate::spec::ModelSpec;
+
 /// One row per variable, in natural order (`blocks.2` before `blocks.10`).
 pub fn parameter_table(vs: &VarStore) -> String {
     let mut rows: Vec<(String, Vec<i64>)> = vs
@@ -51,8 +53,9 @@ pub struct FlopsPerToken {
 }
 
 impl FlopsPerToken {
-    /// Counted from the variables of a built model: its matrices, and the width of its keys.
-    pub fn of(vs: &VarStore, block_size: i64) -> Self {
+    /// Counted from the variables of a built model (its matrices) and its resolved spec (the
+    /// width of the queries that score the context).
+    pub fn of(vs: &VarStore, model: &ModelSpec) -> Self {
         let variables = vs.variables();
         let is_lookup =
             |name: &str| name.starts_with("token_embedding.") || name.starts_with("position.");
@@ -61,14 +64,16 @@ impl FlopsPerToken {
             .filter(|(name, t)| t.dim() == 2 && name.ends_with(".weight") && !is_lookup(name))
             .map(|(_, t)| t.numel() as i64)
             .sum();
-        // Every key dimension is matched by a query dimension (scores) and a value dimension
-        // (weighted sum): 2 multiply-adds per key dimension per context position.
-        let key_width: i64 = variables
+        // Every query dimension meets a key dimension (scores) and a value dimension (weighted
+        // sum): 2 multiply-adds per query dimension per context position. Grouped key/value heads
+        // save projections, not this.
+        let dims = model.dims(1);
+        let query_width: i64 = model
+            .stack()
             .iter()
-            .filter(|(name, _)| name.ends_with(".key.weight"))
-            .map(|(_, t)| t.size()[0])
+            .map(|block| block.attention.query_width(&dims))
             .sum();
-        let forward = 2 * matrix_weights + 2 * 2 * block_size * key_width;
+        let forward = 2 * matrix_weights + 2 * 2 * model.block_size * query_width;
         FlopsPerToken {
             forward,
             training: 3 * forward,

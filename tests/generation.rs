@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::random_spec::random_spec;
 use common::{architecture_files, build, load_spec, spec_from, VOCAB_SIZE};
 use gptbuild::context::Context;
 use gptbuild::model::Gpt;
@@ -59,6 +60,20 @@ fn assert_cache_matches_recompute(model: &Gpt, prompt: &[i64], tokens: &[i64], l
         }
     }
     assert!(slid, "{label}: the window never slid");
+}
+
+/// The same for random specs: relative positions (RoPE, ALiBi), grouped key/value heads, QK-norm,
+/// both attention formulations, explicit block lists.
+#[test]
+fn the_cache_matches_a_full_recompute_for_random_architectures() {
+    let _rng = common::torch_rng();
+    for seed in 0..24 {
+        let spec = spec_from(&random_spec(seed));
+        let (_vs, model) = build(&spec, seed as i64);
+        let tokens = text(spec.model.block_size as usize * 2 + 3);
+        let label = format!("random spec {seed}");
+        assert_cache_matches_recompute(&model, &tokens[..2], &tokens[2..], &label);
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{build, spec_from, VOCAB_SIZE};
+use gptbuild::layers::position_none::NoPositions;
 use gptbuild::layers::position_sinusoidal::sinusoid_table;
 use tch::{Device, Kind, Tensor};
 
@@ -235,9 +236,9 @@ fn post_ln_normalises_after_the_residual_add() {
              feed_forward: {{kind: mlp}}\n    norm_placement: {placement}\n"
         ));
         let vs = tch::nn::VarStore::new(Device::Cpu);
-        let block = spec.model.block.build(&vs.root(), &spec.dims(VOCAB_SIZE));
+        let block = spec.model.stack()[0].build(&vs.root(), &spec.dims(VOCAB_SIZE));
         let x = Tensor::randn([2, 4, 16], (Kind::Float, Device::Cpu)) * 5.0 + 3.0;
-        tch::no_grad(|| block.forward_t(&x, false))
+        tch::no_grad(|| block.forward_t(&x, &NoPositions, false))
     };
     let post = output("post");
     let mean = post

@@ -30,7 +30,7 @@ fn error_of(yaml: &str) -> String {
 #[test]
 fn the_base_spec_is_valid() {
     let spec = Spec::from_yaml(GOOD).expect("valid");
-    assert_eq!(spec.model.n_layer, 2);
+    assert_eq!(spec.model.n_layer(), 2);
 }
 
 #[test]
@@ -146,6 +146,51 @@ fn errors_name_the_field() {
         (
             "training: {batch_size: 4}\n".into(),
             &["missing field `model`"],
+        ),
+        (
+            variant("n_head: 4,", "n_head: 4, n_kv_head: 3,"),
+            &["model.block.attention.n_kv_head", "must divide n_head (4)"],
+        ),
+        (
+            variant("n_layer: 2", "n_layer: 2\n  position: {kind: rope}")
+                .replace("n_head: 4,", "n_head: 4, head_size: 7,"),
+            &["model.position.kind", "head_size (7) must be even"],
+        ),
+        (
+            variant("n_layer: 2", "n_layer: 2\n  position: {kind: rope, theta: 0.5}"),
+            &["model.position.theta"],
+        ),
+        (
+            variant("n_layer: 2", "n_layer: 2\n  position: {kind: spiral}"),
+            &["model.position", "unknown variant `spiral`"],
+        ),
+        (
+            variant("projection: true}", "projection: true, qk_norm: cosine}"),
+            &["qk_norm", "unknown variant `cosine`"],
+        ),
+        (
+            variant("n_layer: 2", "n_layer: 2\n  attention_dropout: 1.5"),
+            &["model.attention_dropout", "[0, 1)"],
+        ),
+        (
+            variant("n_layer: 2", "n_layer: 2\n  init: xavier"),
+            &["model.init", "unknown variant `xavier`"],
+        ),
+        (
+            variant("n_layer: 2", "n_layer: 2\n  blocks: []"),
+            &["model.blocks", "not both"],
+        ),
+        (
+            GOOD.replace(
+                "  block:\n    attention",
+                "  blocks:\n  - attention",
+            ),
+            &["model.n_layer", "is 2 but `blocks` lists 1"],
+        ),
+        (
+            GOOD.replace("  n_layer: 2\n", "")
+                .replace("  block:\n    attention: {kind: multi_head, n_head: 4, projection: true}\n    feed_forward: {kind: mlp}\n", ""),
+            &["model.block", "is missing"],
         ),
     ];
     for (yaml, expected) in cases {

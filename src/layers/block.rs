@@ -14,7 +14,10 @@ use tch::{Device, Tensor};
 
 use super::feed_forward_none::NoFeedForward;
 use super::layer_norm::LayerNormKind;
-use super::{Attention, AttentionCache, AttentionKind, Dims, FeedForwardKind, Layer, NormKind};
+use super::{
+    Attention, AttentionCache, AttentionKind, Dims, FeedForwardKind, Layer, NormKind,
+    PositionalEncoding,
+};
 use crate::error::SpecError;
 
 /// Where the block normalises.
@@ -101,11 +104,13 @@ impl BlockSpec {
             }
             _ => None,
         };
+        let feed_forward = self.feed_forward.build(&(path / "ffwd"), dims);
         Block {
             attention_norm: norm("ln1"),
             attention: self.attention.build(&(path / "attn"), dims),
-            feed_forward_norm: norm("ln2"),
-            feed_forward: self.feed_forward.build(&(path / "ffwd"), dims),
+            // Without a feed-forward sub-layer there is nothing for a second norm to normalise.
+            feed_forward_norm: feed_forward.as_ref().and_then(|_| norm("ln2")),
+            feed_forward,
             residual: self.residual,
             placement: self.norm_placement,
         }
@@ -124,9 +129,9 @@ pub struct Block {
 
 impl Block {
     /// `[B, T, C] -> [B, T, C]` over a whole sequence.
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+    pub fn forward_t(&self, x: &Tensor, positions: &dyn PositionalEncoding, train: bool) -> Tensor {
         let x = self.sublayer(x, self.attention_norm.as_ref(), train, |h| {
-            self.attention.forward_t(h, train)
+            self.attention.forward_t(h, positions, train)
         });
         self.computation(&x, train)
     }
@@ -137,9 +142,14 @@ impl Block {
     }
 
     /// `[B, n, C] -> [B, n, C]` for `n` new tokens following those in `cache` (evaluation mode).
-    pub fn forward_cached(&self, x: &Tensor, cache: &mut AttentionCache) -> Tensor {
+    pub fn forward_cached(
+        &self,
+        x: &Tensor,
+        positions: &dyn PositionalEncoding,
+        cache: &mut AttentionCache,
+    ) -> Tensor {
         let x = self.sublayer(x, self.attention_norm.as_ref(), false, |h| {
-            self.attention.forward_cached(h, cache)
+            self.attention.forward_cached(h, positions, cache)
         });
         self.computation(&x, false)
     }

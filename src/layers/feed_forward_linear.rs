@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
+use super::init::Role;
 use super::linear::Linear;
 use super::{Dims, FeedForwardKind, Layer};
 
@@ -19,7 +20,13 @@ crate::register_kind!(FeedForward, "linear", LinearReluKind);
 #[typetag::serde(name = "linear")]
 impl FeedForwardKind for LinearReluKind {
     fn build(&self, path: &nn::Path, dims: &Dims) -> Option<Layer> {
-        let linear = Linear::new(&(path / "linear"), dims.n_embd, dims.n_embd, true);
+        let linear = Linear::new(
+            &(path / "linear"),
+            (dims.n_embd, dims.n_embd),
+            true,
+            dims,
+            Role::ResidualOutput,
+        );
         Some(Box::new(LinearRelu { linear }))
     }
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
+use super::init::Role::{Inner, ResidualOutput};
 use super::linear::Linear;
 use super::{require_size, Dims, FeedForwardKind, Layer};
 use crate::error::SpecError;
@@ -76,9 +77,15 @@ impl FeedForwardKind for MlpKind {
     fn build(&self, path: &nn::Path, dims: &Dims) -> Option<Layer> {
         let hidden = self.hidden_size.unwrap_or(4 * dims.n_embd);
         Some(Box::new(Mlp {
-            expand: Linear::new(&(path / "expand"), dims.n_embd, hidden, true),
-            contract: Linear::new(&(path / "contract"), hidden, dims.n_embd, true),
-            dropout: dims.dropout,
+            expand: Linear::new(&(path / "expand"), (dims.n_embd, hidden), true, dims, Inner),
+            contract: Linear::new(
+                &(path / "contract"),
+                (hidden, dims.n_embd),
+                true,
+                dims,
+                ResidualOutput,
+            ),
+            dropout: dims.residual_dropout,
             activation: self.activation,
         }))
     }

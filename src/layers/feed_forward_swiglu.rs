@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
+use super::init::Role::{Inner, ResidualOutput};
 use super::linear::Linear;
 use super::{require_size, Dims, FeedForwardKind, Layer};
 use crate::error::SpecError;
@@ -42,10 +43,16 @@ impl FeedForwardKind for SwiGluKind {
     fn build(&self, path: &nn::Path, dims: &Dims) -> Option<Layer> {
         let hidden = self.hidden_size.unwrap_or(default_hidden_size(dims.n_embd));
         Some(Box::new(SwiGlu {
-            gate: Linear::new(&(path / "gate"), dims.n_embd, hidden, false),
-            up: Linear::new(&(path / "up"), dims.n_embd, hidden, false),
-            down: Linear::new(&(path / "down"), hidden, dims.n_embd, false),
-            dropout: dims.dropout,
+            gate: Linear::new(&(path / "gate"), (dims.n_embd, hidden), false, dims, Inner),
+            up: Linear::new(&(path / "up"), (dims.n_embd, hidden), false, dims, Inner),
+            down: Linear::new(
+                &(path / "down"),
+                (hidden, dims.n_embd),
+                false,
+                dims,
+                ResidualOutput,
+            ),
+            dropout: dims.residual_dropout,
         }))
     }
 }

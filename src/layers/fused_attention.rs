@@ -1,34 +1,25 @@
-//! All heads at once: the arithmetic of [`multi_head_attention`](super::multi_head_attention),
-//! rearranged for speed, with the same parameters and the same results.
+//! All heads at once: the arithmetic of [`attend`](super::attention_head::attend), run for every
+//! head in one libtorch call, with the same parameters and the same results.
 //!
-//! The course computes each head separately: three small matrix products per head, then a masked
-//! softmax and a weighted sum per head — dozens of small operations per layer. Stacking every
-//! head's query, key and value weights into one `[3·H·hs, C]` matrix turns the projections into a
-//! single product; viewing the result as `[B, H, T, hs]` lets libtorch's fused
-//! `scaled_dot_product_attention` (softmax(q·kᵀ/√hs) · v with the causal mask, without
-//! materialising the masked scores) handle all heads in one call. The parameters stay the
-//! per-head ones, so checkpoints are interchangeable and the two formulations are tested equal.
+//! The course computes each head separately: a matrix product, a masked softmax and a weighted sum
+//! per head — a dozen small operations per head and layer. Viewing the queries, keys and values
+//! as `[B, H, T, hs]` lets libtorch's fused `scaled_dot_product_attention` (softmax(q·kᵀ·scale)·v
+//! with the causal mask, without materialising the masked scores when it can) handle all heads in
+//! one call. The two formulations are tested equal in values and gradients.
 
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
-use super::attention_head::AttentionHead;
-
-/// Every head's query, then key, then value weights, stacked: `[3·H·hs, C]`.
-pub fn stacked_weights(heads: &[AttentionHead]) -> Tensor {
-    let pieces: Vec<&Tensor> = (0..3)
-        .flat_map(|which| heads.iter().map(move |head| head.weights()[which]))
-        .collect();
-    Tensor::cat(&pieces, 0)
-}
-
-/// `[B, T, 3·H·hs]` projections → queries, keys, values, each `[B, H, T, hs]`.
-pub fn split_heads(qkv: &Tensor, n_head: i64, head_size: i64) -> (Tensor, Tensor, Tensor) {
-    let size = qkv.size();
-    let (b, t) = (size[0], size[1]);
-    let qkv = qkv
-        .view([b, t, 3, n_head, head_size])
-        .permute([2, 0, 3, 1, 4]);
-    (qkv.get(0), qkv.get(1), qkv.get(2))
+/// Keys or values `[B, Hkv, len, hs]` repeated for the `group` query heads that share each of
+/// them: `[B, Hkv·group, len, hs]`, key/value head `g` serving query heads `g·group..(g+1)·group`.
+pub fn repeat_kv(x: &Tensor, group: i64) -> Tensor {
+    if group == 1 {
+        return x.shallow_clone();
+    }
+    let size = x.size();
+    let (b, hkv, len, hs) = (size[0], size[1], size[2], size[3]);
+    x.unsqueeze(2)
+        .expand([b, hkv, group, len, hs], false)
+        .reshape([b, hkv * group, len, hs])
 }
 
 /// `[B, H, T, hs]` → `[B, T, H·hs]`, heads side by side as the per-head formulation concatenates them.
@@ -40,29 +31,38 @@ pub fn merge_heads(y: &Tensor) -> Tensor {
 
 /// Queries `[B, H, n, hs]` of positions `start..start + n` attend over keys and values
 /// `[B, H, len, hs]` of positions `0..len` (`len = start + n`), causally. `future` is the
-/// `[block, block]` mask of positions a token may not see; `dropout` applies to the weights.
+/// `[n, len]` mask of the positions each query may not see, `bias` an optional `[H, n, len]`
+/// addition to the scores (ALiBi); `dropout` applies to the weights.
+#[allow(clippy::too_many_arguments)]
 pub fn attend(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     start: i64,
     future: &Tensor,
+    bias: Option<Tensor>,
+    scale: f64,
     dropout: f64,
 ) -> Tensor {
     let n = q.size()[2];
     let len = k.size()[2];
     let sdpa = |mask: Option<Tensor>, is_causal: bool| {
-        Tensor::scaled_dot_product_attention(q, k, v, mask, dropout, is_causal, None, false)
+        Tensor::scaled_dot_product_attention(q, k, v, mask, dropout, is_causal, Some(scale), false)
     };
-    if start == 0 && n == len {
+    match bias {
+        // A float mask is added to the scores: the bias where a token may look, -inf where not.
+        Some(bias) => sdpa(
+            Some(
+                bias.masked_fill(future, f64::NEG_INFINITY)
+                    .to_kind(Kind::Float),
+            ),
+            false,
+        ),
         // A whole sequence: the plain causal mask, which the fused kernel applies itself.
-        sdpa(None, true)
-    } else if n == 1 {
+        None if start == 0 && n == len => sdpa(None, true),
         // The newest token sees every cached one.
-        sdpa(None, false)
-    } else {
+        None if n == 1 => sdpa(None, false),
         // Several new tokens after cached ones: row i may see columns 0..=start + i.
-        let allowed = future.narrow(0, start, n).narrow(1, 0, len).logical_not();
-        sdpa(Some(allowed), false)
+        None => sdpa(Some(future.logical_not()), false),
     }
 }

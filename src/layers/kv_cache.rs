@@ -15,7 +15,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::AttentionCache;
 
-/// The cached keys and values of one attention head (or of several heads stacked in one tensor):
+/// The cached keys and values of one attention layer, its key/value heads stacked:
 /// `[.., capacity, head_size]` buffers whose first `len` rows along the sequence dimension (the
 /// second-to-last) are filled.
 #[derive(Debug)]
@@ -107,10 +107,7 @@ impl ModelCache {
 
     /// Forgets every token; the buffers are kept for reuse.
     pub fn clear(&mut self) {
-        self.layers
-            .iter_mut()
-            .flatten()
-            .for_each(KeyValueCache::clear);
+        self.layers.iter_mut().for_each(KeyValueCache::clear);
         self.len = 0;
     }
 }

@@ -6,8 +6,11 @@
 //! | [`token_embedding`] | characters become vectors |
 //! | [`position_learned`] | where a character sits, learned (GPT) |
 //! | [`position_sinusoidal`], [`position_none`] | fixed sinusoids (the original Transformer), or nothing |
+//! | [`position_rope`], [`position_alibi`] | relative positions inside attention: rotations (RoPE), distance penalties (ALiBi) |
+//! | [`init`] | the values the weights start from (PyTorch's, GPT-2's) |
 //! | [`attention_head`] | one causal self-attention head: tokens talk to their past |
-//! | [`multi_head_attention`] | several heads side by side, optionally projected back |
+//! | [`multi_head_attention`] | several heads side by side, grouped key/value heads, optionally projected back |
+//! | [`qk_norm`] | normalised queries and keys |
 //! | [`fused_attention`] | the same heads computed all at once, for speed |
 //! | [`kv_cache`] | generation without recomputing the past: cached keys and values |
 //! | [`feed_forward_none`], [`feed_forward_linear`], [`feed_forward_mlp`], [`feed_forward_swiglu`] | tokens think on their own |
@@ -24,6 +27,7 @@ use std::fmt::Debug;
 use tch::nn;
 use tch::{Device, Tensor};
 
+use init::InitScheme;
 use kv_cache::KeyValueCache;
 
 use crate::error::SpecError;
@@ -35,17 +39,21 @@ pub mod feed_forward_mlp;
 pub mod feed_forward_none;
 pub mod feed_forward_swiglu;
 pub mod fused_attention;
+pub mod init;
 pub mod kv_cache;
 pub mod layer_norm;
 pub mod linear;
 pub mod multi_head_attention;
+pub mod position_alibi;
 pub mod position_learned;
 pub mod position_none;
+pub mod position_rope;
 pub mod position_sinusoidal;
+pub mod qk_norm;
 pub mod rms_norm;
 pub mod token_embedding;
 
-/// The sizes every layer builds itself from, fixed by the spec and the corpus.
+/// The sizes and settings every layer builds itself from, fixed by the spec and the corpus.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Dims {
     /// Number of distinct tokens (characters of the corpus).
@@ -54,28 +62,53 @@ pub struct Dims {
     pub block_size: i64,
     /// Width of the residual stream, C.
     pub n_embd: i64,
-    /// Dropout probability at every site (attention weights, sub-layer outputs).
-    pub dropout: f64,
+    /// Number of blocks in the stack (GPT-2's initialisation scales by it).
+    pub n_layer: i64,
+    /// Dropout probability on the attention weights.
+    pub attention_dropout: f64,
+    /// Dropout probability on each sub-layer's output, before it joins the residual stream.
+    pub residual_dropout: f64,
+    pub init: InitScheme,
 }
 
 /// A layer that can be run in training mode (dropout on) or evaluation mode (dropout off).
 pub type Layer = Box<dyn nn::ModuleT>;
 
-/// How the model learns where each token sits. Registered kinds: `learned`, `sinusoidal`, `none`.
+/// How the model learns where each token sits. Registered kinds: `learned`, `sinusoidal`,
+/// `rope`, `alibi`, `none`.
 #[typetag::serde(tag = "kind")]
 pub trait PositionKind: Debug + Send + Sync {
     /// Checks the kind's own fields against the model's sizes.
     fn resolve(&mut self, _dims: &Dims) -> Result<(), SpecError> {
         Ok(())
     }
+    /// Checks the scheme against an attention layer's head size (RoPE needs it even).
+    fn check_head_size(&self, _head_size: i64) -> Result<(), SpecError> {
+        Ok(())
+    }
     /// Builds the layer under `path`.
     fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn PositionalEncoding>;
 }
 
-/// A built positional scheme.
+/// A built positional scheme. *Absolute* schemes add a vector to each token's embedding;
+/// *relative* ones act inside attention, on the queries and keys (RoPE) or on the scores (ALiBi).
+/// Every method has the neutral default, so a scheme implements only what it does.
 pub trait PositionalEncoding: Debug + Send {
-    /// The `[t, n_embd]` vectors added to the token embeddings of positions `start..start + t`.
-    fn embedding(&self, start: i64, t: i64) -> Tensor;
+    /// The `[t, n_embd]` vectors added to the token embeddings of positions `start..start + t`,
+    /// or `None` when the scheme adds nothing.
+    fn embedding(&self, _start: i64, _t: i64) -> Option<Tensor> {
+        None
+    }
+    /// Queries or keys `[.., t, head_size]` of positions `start..start + t`, as attention should
+    /// compare them.
+    fn rotate(&self, x: &Tensor, _start: i64) -> Tensor {
+        x.shallow_clone()
+    }
+    /// A bias `[n_head, n, len]` added to the attention scores of the queries at positions
+    /// `start..start + n` over the keys at positions `0..len`, or `None`.
+    fn score_bias(&self, _n_head: i64, _start: i64, _n: i64, _len: i64) -> Option<Tensor> {
+        None
+    }
 }
 
 /// How tokens exchange information. Registered kinds: `head`, `multi_head`.
@@ -85,25 +118,35 @@ pub trait AttentionKind: Debug + Send + Sync {
     fn resolve(&mut self, dims: &Dims) -> Result<(), SpecError>;
     /// Width of the output, which the rest of the block expects to be `n_embd`.
     fn output_width(&self, dims: &Dims) -> i64;
+    /// Width of each head's queries and keys (after [`AttentionKind::resolve`]).
+    fn head_size(&self, dims: &Dims) -> i64;
+    /// Width of all queries together, `n_head · head_size`: what attention's cost scales with.
+    fn query_width(&self, dims: &Dims) -> i64;
     /// Builds the layer under `path`: `[B, T, C] -> [B, T, output_width]`.
     fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn Attention>;
 }
 
 /// A built attention layer, which can run over a whole sequence or, when generating, over new
 /// tokens that follow the ones in its [`kv_cache`].
+/// `positions` is the model's positional scheme, which relative schemes apply inside attention.
 pub trait Attention: Debug + Send {
     /// `[B, T, C] -> [B, T, width]` over a whole sequence (training, evaluation, full recompute).
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor;
+    fn forward_t(&self, x: &Tensor, positions: &dyn PositionalEncoding, train: bool) -> Tensor;
     /// An empty cache for `batch` sequences of up to `capacity` tokens.
     fn new_cache(&self, batch: i64, capacity: i64, device: Device) -> AttentionCache;
     /// Evaluation-mode attention for `n` new tokens `[B, n, C]` that follow the cached ones: their
     /// queries attend over the cached keys and values and their own, which are then appended to
     /// `cache`. Equals the last `n` positions of [`Attention::forward_t`] over the whole sequence.
-    fn forward_cached(&self, x: &Tensor, cache: &mut AttentionCache) -> Tensor;
+    fn forward_cached(
+        &self,
+        x: &Tensor,
+        positions: &dyn PositionalEncoding,
+        cache: &mut AttentionCache,
+    ) -> Tensor;
 }
 
-/// What one attention layer caches: one [`KeyValueCache`] per head (or group of heads).
-pub type AttentionCache = Vec<KeyValueCache>;
+/// What one attention layer caches: the keys and values of all its key/value heads.
+pub type AttentionCache = KeyValueCache;
 
 /// The per-token computation after attention. Registered kinds: `none`, `linear`, `mlp`, `swiglu`.
 #[typetag::serde(tag = "kind")]

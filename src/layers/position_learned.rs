@@ -5,7 +5,7 @@
 //! is no vector for position `block_size`.
 
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, Init};
+use tch::nn;
 use tch::Tensor;
 
 use super::{Dims, PositionKind, PositionalEncoding};
@@ -20,24 +20,24 @@ crate::register_kind!(Position, "learned", Learned);
 #[typetag::serde(name = "learned")]
 impl PositionKind for Learned {
     fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn PositionalEncoding> {
-        let normal = Init::Randn {
-            mean: 0.0,
-            stdev: 1.0,
-        };
         Box::new(LearnedPositions {
-            weight: path.var("weight", &[dims.block_size, dims.n_embd], normal),
+            weight: path.var(
+                "weight",
+                &[dims.block_size, dims.n_embd],
+                dims.init.embedding(),
+            ),
         })
     }
 }
 
 #[derive(Debug)]
 pub struct LearnedPositions {
-    /// `[block_size, C]`, initialised N(0, 1) like `nn.Embedding`.
+    /// `[block_size, C]`, initialised like the token embeddings (N(0, 1), as `nn.Embedding`, by default).
     pub weight: Tensor,
 }
 
 impl PositionalEncoding for LearnedPositions {
-    fn embedding(&self, start: i64, t: i64) -> Tensor {
+    fn embedding(&self, start: i64, t: i64) -> Option<Tensor> {
         // A slice of the table is the same as embedding `arange(start, start + t)`, without
         // building the ids.
         debug_assert!(
@@ -46,6 +46,6 @@ impl PositionalEncoding for LearnedPositions {
             start + t,
             self.weight.size()
         );
-        self.weight.narrow(0, start, t)
+        Some(self.weight.narrow(0, start, t))
     }
 }

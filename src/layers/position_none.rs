@@ -5,7 +5,6 @@
 
 use serde::{Deserialize, Serialize};
 use tch::nn;
-use tch::{Kind, Tensor};
 
 use super::{Dims, PositionKind, PositionalEncoding};
 
@@ -18,21 +17,13 @@ crate::register_kind!(Position, "none", NoPosition);
 
 #[typetag::serde(name = "none")]
 impl PositionKind for NoPosition {
-    fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn PositionalEncoding> {
-        Box::new(NoPositions {
-            zero: Tensor::zeros([1, dims.n_embd], (Kind::Float, path.device())),
-        })
+    fn build(&self, _path: &nn::Path, _dims: &Dims) -> Box<dyn PositionalEncoding> {
+        Box::new(NoPositions)
     }
 }
 
+/// Adds nothing, rotates nothing, biases nothing: every method keeps its neutral default.
 #[derive(Debug)]
-pub struct NoPositions {
-    /// One zero row, broadcast over any number of positions.
-    zero: Tensor,
-}
+pub struct NoPositions;
 
-impl PositionalEncoding for NoPositions {
-    fn embedding(&self, _start: i64, _t: i64) -> Tensor {
-        self.zero.shallow_clone()
-    }
-}
+impl PositionalEncoding for NoPositions {}

@@ -57,11 +57,14 @@ impl PositionKind for Sinusoidal {
 
 /// The `[positions, C]` table: even channels sines, odd channels cosines.
 pub fn sinusoid_table(positions: i64, channels: i64, base: f64, device: Device) -> Tensor {
-    let position = Tensor::arange(positions, (Kind::Float, device)).unsqueeze(1);
-    let pair = Tensor::arange_start_step(0, channels, 2, (Kind::Float, device));
+    // Angles in double precision: at long contexts fp32 angles drift by ~1e-5.
+    let position = Tensor::arange(positions, (Kind::Double, device)).unsqueeze(1);
+    let pair = Tensor::arange_start_step(0, channels, 2, (Kind::Double, device));
     let frequency = (pair * (-base.ln() / channels as f64)).exp().unsqueeze(0);
     let angle = position * frequency;
-    Tensor::stack(&[angle.sin(), angle.cos()], 2).reshape([positions, channels])
+    Tensor::stack(&[angle.sin(), angle.cos()], 2)
+        .reshape([positions, channels])
+        .to_kind(Kind::Float)
 }
 
 #[derive(Debug)]
@@ -71,7 +74,7 @@ pub struct SinusoidalPositions {
 }
 
 impl PositionalEncoding for SinusoidalPositions {
-    fn embedding(&self, start: i64, t: i64) -> Tensor {
-        self.table.narrow(0, start, t)
+    fn embedding(&self, start: i64, t: i64) -> Option<Tensor> {
+        Some(self.table.narrow(0, start, t))
     }
 }

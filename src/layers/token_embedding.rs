@@ -1,9 +1,11 @@
 //! Token embedding: a lookup table turning each character id into a learned vector of width C.
 //!
-//! Initialised N(0, 1) like PyTorch's `nn.Embedding`. Shapes: `[B, T]` (i64 ids) `-> [B, T, C]`.
+//! Initialised N(0, 1) like PyTorch's `nn.Embedding` (N(0, 0.02) under GPT-2's initialisation). Shapes: `[B, T]` (i64 ids) `-> [B, T, C]`.
 
-use tch::nn::{self, Init, Module};
+use tch::nn::{self, Module};
 use tch::Tensor;
+
+use super::Dims;
 
 #[derive(Debug)]
 pub struct TokenEmbedding {
@@ -12,13 +14,13 @@ pub struct TokenEmbedding {
 
 impl TokenEmbedding {
     /// Creates `path.weight` of shape `[vocab_size, n_embd]`.
-    pub fn new(path: &nn::Path, vocab_size: i64, n_embd: i64) -> Self {
-        let normal = Init::Randn {
-            mean: 0.0,
-            stdev: 1.0,
-        };
+    pub fn new(path: &nn::Path, dims: &Dims) -> Self {
         TokenEmbedding {
-            weight: path.var("weight", &[vocab_size, n_embd], normal),
+            weight: path.var(
+                "weight",
+                &[dims.vocab_size, dims.n_embd],
+                dims.init.embedding(),
+            ),
         }
     }
 }

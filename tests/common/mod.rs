@@ -68,3 +68,4 @@ pub fn build(spec: &Spec, seed: i64) -> (VarStore, Gpt) {
 pub fn load_spec(path: &Path) -> Spec {
     Spec::load(path).unwrap_or_else(|e| panic!("{} should load: {e}", path.display()))
 }
+pub mod random_spec;
