@@ -11,6 +11,7 @@ use tch::{Device, Kind, Tensor};
 use crate::error::Result;
 use crate::model::Gpt;
 use crate::optim::AdamW;
+use crate::precision::Precision;
 use crate::spec::Spec;
 use crate::summary::FlopsPerToken;
 
@@ -29,8 +30,10 @@ pub struct BenchReport {
     pub flops_per_step: f64,
     /// The step's FLOPs over its median time.
     pub achieved_gflops: f64,
-    /// Median fp32 matrix-multiply throughput measured here.
+    /// Median matrix-multiply throughput measured here, in the step's compute dtype.
     pub peak_gflops: f64,
+    /// The compute dtype of the step and of the peak.
+    pub precision: Precision,
 }
 
 impl BenchReport {
@@ -47,7 +50,7 @@ impl BenchReport {
              tokens per second   {:.0}\n\
              GFLOP per step      {:.3}\n\
              achieved GFLOP/s    {:.1}\n\
-             matmul peak GFLOP/s {:.1} (fp32, measured now)\n\
+             matmul peak GFLOP/s {:.1} ({}, measured now)\n\
              MFU                 {:.1}%\n",
             self.steps,
             self.median_ms,
@@ -57,6 +60,7 @@ impl BenchReport {
             self.flops_per_step / 1e9,
             self.achieved_gflops,
             self.peak_gflops,
+            self.precision.name(),
             100.0 * self.mfu()
         )
     }
@@ -98,15 +102,16 @@ pub fn bench(spec: &Spec, steps: usize, warmup: usize, device: Device) -> Result
         tokens_per_second: (batch * block) as f64 / (median_ms / 1000.0),
         flops_per_step,
         achieved_gflops: flops_per_step / (median_ms / 1000.0) / 1e9,
-        peak_gflops: matmul_peak_gflops(device),
+        peak_gflops: matmul_peak_gflops(device, spec.training.precision.compute_kind()),
+        precision: spec.training.precision,
     })
 }
 
-/// Median fp32 throughput of a square matrix product large enough to be compute-bound.
-pub fn matmul_peak_gflops(device: Device) -> f64 {
+/// Median throughput of a square matrix product in `kind`, large enough to be compute-bound.
+pub fn matmul_peak_gflops(device: Device, kind: Kind) -> f64 {
     let n = 1024i64;
-    let a = Tensor::randn([n, n], (Kind::Float, device));
-    let b = Tensor::randn([n, n], (Kind::Float, device));
+    let a = Tensor::randn([n, n], (kind, device));
+    let b = Tensor::randn([n, n], (kind, device));
     let _ = a.matmul(&b);
     synchronize(device);
     let mut rates: Vec<f64> = (0..7)

@@ -1,6 +1,7 @@
 //! The command line. `main.rs` only calls [`main`]; every command is a short function over the
 //! library, and every failure comes back as an [`Error`] for `main` to print as one line.
 
+use crate::precision::Precision;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -124,6 +125,7 @@ pub enum Command {
     /// Examples:
     ///   gptbuild bench task06 --steps 50
     ///   gptbuild bench task07 --steps 5 --threads 2
+    ///   gptbuild bench task07 --steps 5 --precision bf16
     #[command(verbatim_doc_comment)]
     Bench {
         spec: String,
@@ -138,6 +140,10 @@ pub enum Command {
         threads: Option<i64>,
         #[arg(long, value_enum)]
         device: Option<DeviceArg>,
+        /// fp32 or bf16 mixed precision (default: the spec's training.precision); the matmul
+        /// peak is measured in the same dtype.
+        #[arg(long, value_enum)]
+        precision: Option<Precision>,
     },
     /// Print the JSON Schema of a spec, for editors (see the README for the hook-up).
     ///
@@ -224,6 +230,9 @@ pub struct Overrides {
     /// counter and random streams included); starts a new run if there is none.
     #[arg(long)]
     pub resume: bool,
+    /// Matrix products in fp32, or bf16 mixed precision (fp32 weights, norms, softmax and loss).
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -277,6 +286,7 @@ pub fn execute(command: Command) -> Result<()> {
                 device: overrides.device.map(DeviceSpec::from),
                 resume: overrides.resume,
                 max_minutes: overrides.max_minutes,
+                precision: overrides.precision,
             };
             interrupt::install()?;
             let outcome = run(&find_spec(&spec)?, &options, &mut out)?;
@@ -344,8 +354,10 @@ pub fn execute(command: Command) -> Result<()> {
             warmup,
             threads,
             device,
+            precision,
         } => {
-            let spec = Spec::load(&find_spec(&spec)?)?;
+            let mut spec = Spec::load(&find_spec(&spec)?)?;
+            spec.training.precision = precision.unwrap_or(spec.training.precision);
             let threads = threads.unwrap_or(spec.training.threads);
             if threads > 0 {
                 tch::set_num_threads(threads as i32);

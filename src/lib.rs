@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod plot;
+pub mod precision;
 pub mod progress;
 pub mod run;
 pub mod run_dir;

@@ -5,6 +5,7 @@
 //! (optimizer moments, step, batch sampler state: what resuming needs), `best.safetensors` (the
 //! weights with the lowest validation loss so far, unless `keep_best: false`) and `sample.txt`.
 
+use crate::precision::Precision;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -49,6 +50,7 @@ pub struct RunOptions {
     /// Continue the latest run of the spec from its checkpoint, if there is one.
     pub resume: bool,
     pub max_minutes: Option<f64>,
+    pub precision: Option<Precision>,
 }
 
 /// What a run produced.
@@ -76,6 +78,7 @@ impl RunOptions {
         training.threads = self.threads.unwrap_or(training.threads);
         training.device = self.device.unwrap_or(training.device);
         training.max_minutes = self.max_minutes.or(training.max_minutes);
+        training.precision = self.precision.unwrap_or(training.precision);
         if let Some(seed) = self.seed {
             spec.sampling.seed = seed;
         }

@@ -11,6 +11,7 @@ use crate::layers::block::BlockSpec;
 use crate::layers::init::InitScheme;
 use crate::layers::position_learned::Learned;
 use crate::layers::{require_size, Dims, NormKind, PositionKind};
+use crate::precision::Precision;
 use crate::sample::Decoding;
 use crate::schedule::ScheduleSpec;
 
@@ -126,6 +127,10 @@ pub struct TrainingSpec {
     pub threads: i64,
     #[serde(default)]
     pub device: DeviceSpec,
+    /// `fp32`, or `bf16` mixed precision: matrix products in bf16, weights, optimizer state,
+    /// norms, softmax and loss in fp32.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 /// AdamW (Loshchilov & Hutter 2017, arXiv 1711.05101); defaults are PyTorch's.
@@ -259,6 +264,7 @@ impl Default for TrainingSpec {
             seed: default_seed(),
             threads: 0,
             device: DeviceSpec::Auto,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -342,8 +348,12 @@ impl Spec {
     }
 
     /// The model sizes, once the vocabulary is known.
+    /// The sizes and settings the layers are built from, with the training's precision.
     pub fn dims(&self, vocab_size: i64) -> Dims {
-        self.model.dims(vocab_size)
+        Dims {
+            compute: self.training.precision.compute_kind(),
+            ..self.model.dims(vocab_size)
+        }
     }
 
     /// Fills in every default and derived size and checks that the spec describes a model that can
@@ -473,6 +483,7 @@ impl ModelSpec {
             attention_dropout: self.attention_dropout.unwrap_or(self.dropout),
             residual_dropout: self.residual_dropout.unwrap_or(self.dropout),
             init: self.init,
+            compute: tch::Kind::Float,
         }
     }
 }

@@ -186,10 +186,11 @@ fn set_path(document: &mut Value, path: &str, value: Value) -> Result<()> {
     Ok(())
 }
 
-/// A value as the results table writes it.
+/// A value as the results table writes it: on one line, mappings and lists as JSON (`{"kind":"rope"}`).
 fn show(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
+        Value::Mapping(_) | Value::Sequence(_) => serde_json::to_string(value).unwrap_or_default(),
         other => serde_norway::to_string(other)
             .map(|s| s.trim().to_string())
             .unwrap_or_default(),

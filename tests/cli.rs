@@ -502,6 +502,26 @@ fn bench_reports_step_times_and_utilisation() {
         let v = value(label);
         assert!(v.is_finite() && v > 0.0, "{label}: {v}\n{report}");
     }
+    assert!(report.contains("(fp32, measured now)"), "{report}");
+
+    // Mixed precision: the step and the peak in bf16.
+    let output = gptbuild(
+        &[
+            "bench",
+            "task03",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--threads",
+            "1",
+            "--precision",
+            "bf16",
+        ],
+        &common::repo_root(),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("(bf16, measured now)"));
 }
 
 #[test]

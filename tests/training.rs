@@ -24,6 +24,7 @@ fn short_run(spec: &str, seed: u64) -> (tempfile::TempDir, RunOutcome, String) {
         device: Some(gptbuild::spec::DeviceSpec::Cpu),
         resume: false,
         max_minutes: None,
+        precision: None,
     };
     let mut log = Vec::new();
     let path = common::repo_root().join("architectures").join(spec);
@@ -187,6 +188,7 @@ fn a_resumed_run_continues_exactly() {
         device: Some(gptbuild::spec::DeviceSpec::Cpu),
         resume,
         max_minutes: None,
+        precision: None,
     };
     let mut log = Vec::new();
     let whole = run(&spec_path, &options("whole", 60, false), &mut log).unwrap();
@@ -251,6 +253,7 @@ fn a_diverging_run_stops_and_keeps_its_last_good_checkpoint() {
         device: Some(gptbuild::spec::DeviceSpec::Cpu),
         resume: false,
         max_minutes: None,
+        precision: None,
     };
     let error = run(&spec_path, &options, &mut Vec::new()).expect_err("the loss diverges");
     let message = error.to_string();
@@ -280,6 +283,7 @@ fn a_time_budget_ends_training_with_a_final_evaluation() {
         device: Some(gptbuild::spec::DeviceSpec::Cpu),
         resume: false,
         max_minutes: Some(0.005),
+        precision: None,
     };
     let path = common::repo_root().join("architectures/task01.yaml");
     let mut log = Vec::new();

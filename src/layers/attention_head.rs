@@ -97,5 +97,6 @@ pub fn attend(
     if dropout > 0.0 {
         weights = weights.dropout(dropout, train);
     }
-    weights.matmul(v)
+    // The weights are fp32 (the softmax accumulates in fp32); the values may be bf16.
+    weights.to_kind(v.kind()).matmul(v)
 }

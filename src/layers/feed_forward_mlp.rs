@@ -103,7 +103,7 @@ impl ModuleT for Mlp {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let out = self
             .contract
-            .forward(&self.activation.apply(&self.expand.forward(x)));
+            .forward(&self.activation.apply(&self.expand.forward_compute(x)));
         if self.dropout > 0.0 {
             out.dropout(self.dropout, train)
         } else {

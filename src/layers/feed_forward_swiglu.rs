@@ -70,7 +70,7 @@ pub struct SwiGlu {
 
 impl ModuleT for SwiGlu {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let hidden = self.gate.forward(x).silu() * self.up.forward(x);
+        let hidden = self.gate.forward_compute(x).silu() * self.up.forward_compute(x);
         let out = self.down.forward(&hidden);
         if self.dropout > 0.0 {
             out.dropout(self.dropout, train)

@@ -7,7 +7,7 @@
 //! with the causal mask, without materialising the masked scores when it can) handle all heads in
 //! one call. The two formulations are tested equal in values and gradients.
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// Keys or values `[B, Hkv, len, hs]` repeated for the `group` query heads that share each of
 /// them: `[B, Hkv·group, len, hs]`, key/value head `g` serving query heads `g·group..(g+1)·group`.
@@ -54,7 +54,7 @@ pub fn attend(
         Some(bias) => sdpa(
             Some(
                 bias.masked_fill(future, f64::NEG_INFINITY)
-                    .to_kind(Kind::Float),
+                    .to_kind(q.kind()),
             ),
             false,
         ),

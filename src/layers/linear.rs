@@ -4,9 +4,13 @@
 //! `nn.Linear` does, weights and bias uniform in ±1/√fan_in (Kaiming-uniform with a = √5). tch's
 //! own default is √6 times wider, which would make our curves differ from the course's from the
 //! very first step. Shapes: `[.., in] -> [.., out]`.
+//!
+//! Under mixed precision ([`crate::precision`]) the product runs in bf16 on bf16 copies of the
+//! input and the fp32 weights; [`Linear::forward`] returns fp32, [`Linear::forward_compute`] leaves
+//! the output in bf16 for a layer that multiplies it again.
 
 use tch::nn::{self, Module};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 use super::init::Role;
 use super::Dims;
@@ -15,6 +19,8 @@ use super::Dims;
 pub struct Linear {
     pub weight: Tensor,
     pub bias: Option<Tensor>,
+    /// The dtype of the product.
+    compute: Kind,
 }
 
 impl Linear {
@@ -31,6 +37,7 @@ impl Linear {
         Linear {
             weight: path.var("weight", &[out_features, in_features], weight_init),
             bias: bias.then(|| path.var("bias", &[out_features], bias_init)),
+            compute: dims.compute,
         }
     }
 
@@ -42,12 +49,23 @@ impl Linear {
         Linear {
             bias: bias.then(|| path.var("bias", &[out_features], bias_init)),
             weight,
+            compute: dims.compute,
         }
+    }
+
+    /// `x Wᵀ + b` in the compute dtype, output left in it (fp32 when the model computes in fp32).
+    pub fn forward_compute(&self, xs: &Tensor) -> Tensor {
+        if self.compute == Kind::Float {
+            return xs.linear(&self.weight, self.bias.as_ref());
+        }
+        let cast = |t: &Tensor| t.to_kind(self.compute);
+        cast(xs).linear(&cast(&self.weight), self.bias.as_ref().map(cast).as_ref())
     }
 }
 
 impl Module for Linear {
+    /// `x Wᵀ + b`, returned in fp32 whatever the compute dtype.
     fn forward(&self, xs: &Tensor) -> Tensor {
-        xs.linear(&self.weight, self.bias.as_ref())
+        self.forward_compute(xs).to_kind(Kind::Float)
     }
 }

@@ -25,7 +25,7 @@
 use std::fmt::Debug;
 
 use tch::nn;
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use init::InitScheme;
 use kv_cache::KeyValueCache;
@@ -69,6 +69,9 @@ pub struct Dims {
     /// Dropout probability on each sub-layer's output, before it joins the residual stream.
     pub residual_dropout: f64,
     pub init: InitScheme,
+    /// The dtype of the matrix products: fp32, or bf16 under mixed precision (see
+    /// [`crate::precision`]); weights and the residual stream stay fp32.
+    pub compute: Kind,
 }
 
 /// A layer that can be run in training mode (dropout on) or evaluation mode (dropout off).

@@ -161,6 +161,8 @@ pub struct MultiHeadAttention {
     attention_dropout: f64,
     residual_dropout: f64,
     fused: bool,
+    /// The dtype attention computes in.
+    compute: Kind,
 }
 
 impl MultiHeadAttention {
@@ -204,6 +206,7 @@ impl MultiHeadAttention {
             attention_dropout: dims.attention_dropout,
             residual_dropout: dims.residual_dropout,
             fused: layout.fused,
+            compute: dims.compute,
         }
     }
 
@@ -217,7 +220,7 @@ impl MultiHeadAttention {
     ) -> (Tensor, Tensor, Tensor) {
         let (b, n) = (x.size()[0], x.size()[1]);
         let (h, hkv, hs) = (self.n_head, self.n_kv_head, self.head_size);
-        let qkv = self.qkv.forward(x);
+        let qkv = self.qkv.forward_compute(x);
         let split = |from: i64, heads: i64| {
             qkv.narrow(-1, from * hs, heads * hs)
                 .view([b, n, heads, hs])
@@ -243,6 +246,12 @@ impl MultiHeadAttention {
         train: bool,
     ) -> Tensor {
         let (n, len) = (q.size()[2], k.size()[2]);
+        // QK-norm, rotations and the cache may have handed back fp32: attend in the compute dtype.
+        let (q, k, v) = (
+            q.to_kind(self.compute),
+            k.to_kind(self.compute),
+            v.to_kind(self.compute),
+        );
         let dropout = if train { self.attention_dropout } else { 0.0 };
         let scale = self.scale();
         let bias = positions.score_bias(self.n_head, start, n, len);
@@ -250,10 +259,10 @@ impl MultiHeadAttention {
         if self.fused {
             let group = self.n_head / self.n_kv_head;
             let (k, v) = (
-                fused_attention::repeat_kv(k, group),
-                fused_attention::repeat_kv(v, group),
+                fused_attention::repeat_kv(&k, group),
+                fused_attention::repeat_kv(&v, group),
             );
-            return fused_attention::attend(q, &k, &v, start, &future, bias, scale, dropout);
+            return fused_attention::attend(&q, &k, &v, start, &future, bias, scale, dropout);
         }
         // One head at a time, each with its own slice of queries and its group's keys and values.
         let group = self.n_head / self.n_kv_head;
@@ -295,7 +304,7 @@ impl MultiHeadAttention {
                 .forward(&concatenated)
                 .dropout(self.residual_dropout, train),
             Some(projection) => projection.forward(&concatenated),
-            None => concatenated,
+            None => concatenated.to_kind(Kind::Float),
         }
     }
 }
