@@ -10,8 +10,10 @@ this reference does not know fails the cross-check instead of passing unnoticed.
 
 `build_model(spec, vocab_size)` builds the model of `spec["model"]`; `load_checkpoint(path)` reads
 a gptbuild checkpoint (a safetensors file whose metadata holds the resolved spec and the
-vocabulary) into it. The model's forward maps ids `[B, T]` (int64) to logits `[B, T, V]`; it has
-no dropout: it is always the evaluation-mode model.
+vocabulary) into it. The model's forward maps ids `[B, T]` (int64) to logits `[B, T, V]`. Both
+return the model in evaluation mode, which the cross-check uses; `model.train()` switches on
+dropout at gptbuild's three sites (the embeddings, the attention weights, each sub-layer's output
+before the residual add), so the same model can also be trained, as `bench/pytorch_step.py` does.
 """
 
 import math
@@ -96,6 +98,14 @@ def _float(node, key, where):
     return float(value)
 
 
+def _probability(node, key, where, default):
+    """`node[key]` (or `default` when absent) as a dropout probability in [0, 1)."""
+    value = node.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"{where}.{key}: expected a probability in [0, 1), got {value!r}")
+    return float(value)
+
+
 def _bool(node, key, where):
     value = node[key]
     if not isinstance(value, bool):
@@ -151,7 +161,8 @@ class LearnedPosition(nn.Module):
 
     def __init__(self, block_size, n_embd):
         super().__init__()
-        self.weight = nn.Parameter(torch.zeros(block_size, n_embd))
+        # Initialised as PyTorch initialises an nn.Embedding: N(0, 1).
+        self.weight = nn.Parameter(torch.randn(block_size, n_embd))
 
     def forward(self, t):
         return self.weight[:t]
@@ -248,10 +259,11 @@ class CausalSelfAttention(nn.Module):
     """Causal multi-head self-attention (Vaswani et al. 2017, arXiv 1706.03762), with grouped
     key/value heads (GQA, Ainslie et al. 2023, arXiv 2305.13245) and optional query-key
     normalisation: `l2` with a learned per-head gain (Henry et al. 2020, arXiv 2010.04245) or
-    `rmsnorm` per head (as in Dehghani et al. 2023, arXiv 2302.05442)."""
+    `rmsnorm` per head (as in Dehghani et al. 2023, arXiv 2302.05442). In training mode, dropout
+    on the attention weights and, when there is an output projection, on its output."""
 
     def __init__(self, n_embd, n_head, n_kv_head, head_size, projection, qkv_bias, projection_bias,
-                 qk_norm, rope, alibi):
+                 qk_norm, rope, alibi, attention_dropout, residual_dropout):
         super().__init__()
         self.n_head, self.n_kv_head, self.head_size = n_head, n_kv_head, head_size
         self.qkv = nn.Linear(n_embd, (n_head + 2 * n_kv_head) * head_size, bias=qkv_bias)
@@ -265,6 +277,9 @@ class CausalSelfAttention(nn.Module):
             self.qk_gain = nn.Parameter(torch.ones(n_head))
         self.rope = rope
         self.alibi = alibi
+        self.attention_dropout = attention_dropout
+        # Without a projection the heads' output joins the residual stream as it is, undropped.
+        self.residual_dropout = nn.Dropout(residual_dropout) if projection else None
 
     def forward(self, x):
         b, t, _ = x.shape
@@ -273,27 +288,33 @@ class CausalSelfAttention(nn.Module):
         q = q.view(b, t, h, hs).transpose(1, 2)
         k = k.view(b, t, h_kv, hs).transpose(1, 2)
         v = v.view(b, t, h_kv, hs).transpose(1, 2)
-        scale = hs ** -0.5
+        scale = None  # scaled_dot_product_attention's default: 1/sqrt(hs)
         if self.qk_norm == "rmsnorm":
             q, k = self.q_norm(q), self.k_norm(k)
         elif self.qk_norm == "l2":
             q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12) * self.qk_gain[:, None, None]
             k = k / k.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-            scale = 1.0
+            scale = 1.0  # the learned gain sets the temperature
         if self.rope is not None:
             q, k = self.rope(q), self.rope(k)
-        k = k.repeat_interleave(h // h_kv, dim=1)
-        v = v.repeat_interleave(h // h_kv, dim=1)
-        scores = q @ k.transpose(-2, -1) * scale
-        if self.alibi is not None:
-            scores = scores + self.alibi(t)
-        future = torch.ones(t, t, dtype=torch.bool).triu(diagonal=1)
-        weights = scores.masked_fill(future, float("-inf")).softmax(dim=-1)
-        out = (weights @ v).transpose(1, 2).reshape(b, t, h * hs)
-        return self.proj(out) if self.proj is not None else out
+        # softmax(q kᵀ · scale + mask) v over all heads at once, with dropout on the weights.
+        # enable_gqa: query head i uses key/value head i // (h / h_kv), as
+        # k.repeat_interleave(h // h_kv, dim=1) would arrange them.
+        attend = dict(dropout_p=self.attention_dropout if self.training else 0.0, scale=scale,
+                      enable_gqa=h_kv < h)
+        if self.alibi is None:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, **attend)
+        else:
+            # A float mask is added to the scores: the bias where a query may look, -inf above
+            # the diagonal (the future).
+            future = torch.ones(t, t, dtype=torch.bool).triu(diagonal=1)
+            mask = self.alibi(t).masked_fill(future, float("-inf"))
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, **attend)
+        out = out.transpose(1, 2).reshape(b, t, h * hs)
+        return self.residual_dropout(self.proj(out)) if self.proj is not None else out
 
 
-def build_attention(node, where, n_embd, position):
+def build_attention(node, where, n_embd, position, dropout):
     kind = _kind(node, where, ("head", "multi_head"))
     if kind == "head":
         _fields(node, where, required=("kind", "head_size"))
@@ -325,7 +346,8 @@ def build_attention(node, where, n_embd, position):
         rope = RotaryEmbedding(head_size, float(position["theta"]))
     alibi = AlibiBias(n_head) if position["kind"] == "alibi" else None
     return CausalSelfAttention(n_embd, n_head, n_kv_head, head_size, projection, qkv_bias,
-                               projection_bias, qk_norm, rope, alibi)
+                               projection_bias, qk_norm, rope, alibi, dropout["attention"],
+                               dropout["residual"])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -334,7 +356,8 @@ def build_attention(node, where, n_embd, position):
 
 class LinearReLU(nn.Module):
     """One Linear(C, C) followed by a ReLU: the smallest per-token computation (the "computation"
-    step of Karpathy's "Let's build GPT" lecture, before the 4C MLP)."""
+    step of Karpathy's "Let's build GPT" lecture, before the 4C MLP). No dropout, as in the
+    lecture at that step."""
 
     def __init__(self, n_embd):
         super().__init__()
@@ -347,42 +370,44 @@ class LinearReLU(nn.Module):
 class MLP(nn.Module):
     """The position-wise feed-forward network (Vaswani et al. 2017, arXiv 1706.03762, §3.3):
     expand, ReLU or exact GELU (Hendrycks & Gimpel 2016, arXiv 1606.08415, as in GPT-2),
-    contract."""
+    contract, dropout (training mode only)."""
 
-    def __init__(self, n_embd, hidden_size, activation):
+    def __init__(self, n_embd, hidden_size, activation, dropout):
         super().__init__()
         self.expand = nn.Linear(n_embd, hidden_size)
         self.contract = nn.Linear(hidden_size, n_embd)
         self.activation = F.relu if activation == "relu" else F.gelu
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x):
-        return self.contract(self.activation(self.expand(x)))
+        return self.dropout(self.contract(self.activation(self.expand(x))))
 
 
 class SwiGLU(nn.Module):
     """SwiGLU (Shazeer 2020, "GLU Variants Improve Transformer", arXiv 2002.05202):
-    down(SiLU(gate(x)) ⊙ up(x)), no biases."""
+    down(SiLU(gate(x)) ⊙ up(x)), no biases; then dropout (training mode only)."""
 
-    def __init__(self, n_embd, hidden_size):
+    def __init__(self, n_embd, hidden_size, dropout):
         super().__init__()
         self.gate = nn.Linear(n_embd, hidden_size, bias=False)
         self.up = nn.Linear(n_embd, hidden_size, bias=False)
         self.down = nn.Linear(hidden_size, n_embd, bias=False)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x):
-        return self.down(F.silu(self.gate(x)) * self.up(x))
+        return self.dropout(self.down(F.silu(self.gate(x)) * self.up(x)))
 
 
-def build_feed_forward(node, where, n_embd):
+def build_feed_forward(node, where, n_embd, dropout):
     """The feed-forward module, or None for `kind: none` (no second sub-layer)."""
     kind = _kind(node, where, ("none", "linear", "mlp", "swiglu"))
     if kind == "mlp":
         _fields(node, where, required=("kind", "hidden_size", "activation"))
         return MLP(n_embd, _int(node, "hidden_size", where),
-                   _choice(node, "activation", where, ("relu", "gelu")))
+                   _choice(node, "activation", where, ("relu", "gelu")), dropout["residual"])
     if kind == "swiglu":
         _fields(node, where, required=("kind", "hidden_size"))
-        return SwiGLU(n_embd, _int(node, "hidden_size", where))
+        return SwiGLU(n_embd, _int(node, "hidden_size", where), dropout["residual"])
     _fields(node, where, required=("kind",))
     return LinearReLU(n_embd) if kind == "linear" else None
 
@@ -396,7 +421,7 @@ class Block(nn.Module):
     et al. 2015, arXiv 1512.03385) and normalised before the sub-layer (pre-LN, Xiong et al. 2020,
     arXiv 2002.04745) or after the residual add (post-LN, the original Transformer)."""
 
-    def __init__(self, node, where, n_embd, position):
+    def __init__(self, node, where, n_embd, position, dropout):
         super().__init__()
         _fields(node, where, required=("attention", "feed_forward", "residual", "norm_placement"),
                 optional=("norm",))
@@ -410,8 +435,10 @@ class Block(nn.Module):
             return build_norm(node["norm"], f"{where}.norm", n_embd) if normalised else None
 
         self.ln1 = norm()
-        self.attn = build_attention(node["attention"], f"{where}.attention", n_embd, position)
-        self.ffwd = build_feed_forward(node["feed_forward"], f"{where}.feed_forward", n_embd)
+        self.attn = build_attention(node["attention"], f"{where}.attention", n_embd, position,
+                                    dropout)
+        self.ffwd = build_feed_forward(node["feed_forward"], f"{where}.feed_forward", n_embd,
+                                       dropout)
         self.ln2 = norm() if self.ffwd is not None else None
 
     def _sublayer(self, x, f, norm):
@@ -437,8 +464,12 @@ class LanguageModelHead(nn.Module):
 
     def __init__(self, n_embd, vocab_size, tied):
         super().__init__()
-        self.weight = None if tied else nn.Parameter(torch.zeros(vocab_size, n_embd))
-        self.bias = nn.Parameter(torch.zeros(vocab_size))
+        # Initialised as PyTorch initialises an nn.Linear(n_embd, vocab_size): U(-1/√C, 1/√C)
+        # (which is what kaiming_uniform_ with a = √5 gives for the weight).
+        bound = n_embd ** -0.5
+        self.weight = (None if tied else
+                       nn.Parameter(torch.empty(vocab_size, n_embd).uniform_(-bound, bound)))
+        self.bias = nn.Parameter(torch.empty(vocab_size).uniform_(-bound, bound))
 
     def forward(self, x, embedding_weight):
         weight = embedding_weight if self.weight is None else self.weight
@@ -447,7 +478,12 @@ class LanguageModelHead(nn.Module):
 
 class GPT(nn.Module):
     """A decoder-only transformer language model (GPT, Radford et al. 2018; GPT-2, 2019): token
-    embeddings, positions, a stack of blocks, an optional final norm, the language-model head."""
+    embeddings, positions (then dropout, training mode only), a stack of blocks, an optional final
+    norm, the language-model head.
+
+    Dropout (Srivastava et al. 2014) probabilities come from the model section as gptbuild
+    resolves them: `attention_dropout` and `residual_dropout` default to `dropout` (itself 0 by
+    default), `embedding_dropout` to 0."""
 
     def __init__(self, model, vocab_size):
         super().__init__()
@@ -468,10 +504,14 @@ class GPT(nn.Module):
                 raise ValueError(f"{where}.blocks: expected a list of n_layer ({n_layer}) blocks")
             block_specs = [(node, f"{where}.blocks[{i}]") for i, node in enumerate(model["blocks"])]
         position = model["position"]
+        default_dropout = _probability(model, "dropout", where, 0.0)
+        dropout = {site: _probability(model, f"{site}_dropout", where, default_dropout)
+                   for site in ("attention", "residual")}
 
         self.token_embedding = nn.Embedding(vocab_size, n_embd)
         self.position = build_additive_position(position, self.block_size, n_embd)
-        self.blocks = nn.ModuleList(Block(node, block_where, n_embd, position)
+        self.embedding_dropout = nn.Dropout(_probability(model, "embedding_dropout", where, 0.0))
+        self.blocks = nn.ModuleList(Block(node, block_where, n_embd, position, dropout)
                                     for node, block_where in block_specs)
         final_norm = model.get("final_norm")
         self.final_norm = (None if final_norm is None
@@ -485,6 +525,7 @@ class GPT(nn.Module):
         x = self.token_embedding(ids)
         if self.position is not None:
             x = x + self.position(t)
+        x = self.embedding_dropout(x)
         for block in self.blocks:
             x = block(x)
         if self.final_norm is not None:
@@ -493,8 +534,10 @@ class GPT(nn.Module):
 
 
 def build_model(spec, vocab_size):
-    """The evaluation-mode model of `spec["model"]` (a resolved gptbuild spec) for `vocab_size`
-    tokens; its parameters are placeholders until a state dict is loaded."""
+    """The model of `spec["model"]` (a resolved gptbuild spec) for `vocab_size` tokens, in
+    evaluation mode (call `.train()` for dropout), with PyTorch's default initialisation (the
+    course's: what nn.Linear, nn.Embedding and the norms start from, whatever the spec's `init`)
+    until a state dict is loaded."""
     if not isinstance(spec, dict) or "model" not in spec:
         raise ValueError("spec: missing key `model`")
     return GPT(spec["model"], vocab_size).eval()
