@@ -14,7 +14,7 @@ use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::interrupt::{self, EXIT_INTERRUPTED};
 use crate::model::Gpt;
-use crate::plot::{self, Curve};
+use crate::plot::{self, Curve, PlotStyle, XAxis};
 use crate::run::{run, RunOptions, BEST_CHECKPOINT_FILE, CHECKPOINT_FILE};
 use crate::run_dir::{self, RUNS_DIR};
 use crate::sample::Decoding;
@@ -100,6 +100,18 @@ pub enum Command {
         /// Image height in pixels.
         #[arg(long, default_value_t = 640)]
         height: u32,
+        /// The horizontal axis: iterations, or wall-clock minutes.
+        #[arg(long, value_enum, default_value = "iteration")]
+        x: XAxis,
+        /// Draw validation curves only.
+        #[arg(long)]
+        val_only: bool,
+        /// Legend labels for the runs, in order (default: the run directories).
+        #[arg(long)]
+        label: Vec<String>,
+        /// The caption.
+        #[arg(long)]
+        title: Option<String>,
     },
     /// Search hyperparameters: train every combination (or a random sample) of a sweep file's
     /// values, each within a budget; write a results table and the best spec beside it.
@@ -324,18 +336,44 @@ pub fn execute(command: Command) -> Result<()> {
             out,
             width,
             height,
+            x,
+            val_only,
+            label,
+            title,
         } => {
+            if label.len() > runs.len() {
+                return Err(Error::Usage(format!(
+                    "{} labels for {} runs",
+                    label.len(),
+                    runs.len()
+                )));
+            }
+            if x == XAxis::Minutes && !reference.is_empty() {
+                return Err(Error::Usage(
+                    "the course's reference curves have no wall-clock times; use --x iteration"
+                        .into(),
+                ));
+            }
             let mut curves = runs
                 .iter()
-                .map(|dir| Curve::of_run(dir))
+                .map(|dir| Curve::of_run(dir, x))
                 .collect::<Result<Vec<_>>>()?;
+            for (curve, name) in curves.iter_mut().zip(label) {
+                curve.label = name;
+            }
             for task in &reference {
                 curves.push(Curve::reference(task)?);
             }
+            let style = PlotStyle {
+                x_axis: x,
+                val_only,
+                title,
+            };
             plot::draw(
                 &curves,
                 &out,
                 (width.clamp(200, 8000), height.clamp(150, 8000)),
+                &style,
             )?;
             eprintln!("wrote {}", out.display());
             Ok(())

@@ -22,7 +22,36 @@ const FONT_CANDIDATES: &[&str] = &[
     "C:\\Windows\\Fonts\\arial.ttf",
 ];
 
-/// One run's (or the course's) losses by iteration.
+/// What the horizontal axis counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum XAxis {
+    /// Training iterations.
+    #[default]
+    Iteration,
+    /// Wall-clock minutes since the run started (`elapsed_seconds` of metrics.csv).
+    Minutes,
+}
+
+impl XAxis {
+    fn description(self) -> &'static str {
+        match self {
+            XAxis::Iteration => "iteration",
+            XAxis::Minutes => "wall-clock minutes",
+        }
+    }
+}
+
+/// How to draw.
+#[derive(Debug, Clone, Default)]
+pub struct PlotStyle {
+    pub x_axis: XAxis,
+    /// Leave out the training curves.
+    pub val_only: bool,
+    /// The caption; a default names the line styles.
+    pub title: Option<String>,
+}
+
+/// One run's (or the course's) losses by iteration (or by minute).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Curve {
     pub label: String,
@@ -33,7 +62,7 @@ pub struct Curve {
 impl Curve {
     /// The curve of the run in `dir`: its `metrics.csv`, or, for a directory of runs such as
     /// `runs/task06`, that of the latest run in it.
-    pub fn of_run(dir: &Path) -> Result<Curve> {
+    pub fn of_run(dir: &Path, x_axis: XAxis) -> Result<Curve> {
         let run = if dir.join("metrics.csv").is_file() {
             dir.to_path_buf()
         } else {
@@ -42,8 +71,19 @@ impl Curve {
         let path = run.join("metrics.csv");
         let text = std::fs::read_to_string(&path)
             .map_err(Error::io(format!("reading {}", path.display())))?;
-        let rows = parse_rows(&text)
-            .map_err(|line| Error::Usage(format!("{}: malformed row {line:?}", path.display())))?;
+        let malformed =
+            |line: String| Error::Usage(format!("{}: malformed row {line:?}", path.display()));
+        let mut rows = parse_rows(&text).map_err(malformed)?;
+        if x_axis == XAxis::Minutes {
+            // The fourth column, elapsed_seconds, becomes the x coordinate.
+            for (row, line) in rows.iter_mut().zip(text.lines().skip(1)) {
+                let seconds = line
+                    .split(',')
+                    .nth(3)
+                    .and_then(|f| f.trim().parse::<f64>().ok());
+                row[0] = seconds.ok_or_else(|| malformed(line.to_string()))? / 60.0;
+            }
+        }
         let label = run
             .components()
             .rev()
@@ -76,11 +116,19 @@ impl Curve {
 }
 
 /// Draws `curves` into a PNG at `out` (`width` × `height` pixels).
-pub fn draw(curves: &[Curve], out: &Path, (width, height): (u32, u32)) -> Result<()> {
+pub fn draw(
+    curves: &[Curve],
+    out: &Path,
+    (width, height): (u32, u32),
+    style: &PlotStyle,
+) -> Result<()> {
     register_font()?;
     let failed =
         |e: &dyn std::fmt::Display| Error::Usage(format!("drawing {}: {e}", out.display()));
-    let points = curves.iter().flat_map(|c| c.train.iter().chain(&c.val));
+    let points = curves.iter().flat_map(|c| {
+        let train: &[(f64, f64)] = if style.val_only { &[] } else { &c.train };
+        train.iter().chain(&c.val)
+    });
     let (mut x_max, mut y_min, mut y_max) = (1.0f64, f64::INFINITY, f64::NEG_INFINITY);
     for &(x, y) in points.filter(|(_, y)| y.is_finite()) {
         x_max = x_max.max(x);
@@ -96,11 +144,15 @@ pub fn draw(curves: &[Curve], out: &Path, (width, height): (u32, u32)) -> Result
 
     let root = BitMapBackend::new(out, (width, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| failed(&e))?;
+    let caption = style.title.clone().unwrap_or_else(|| {
+        if style.val_only {
+            "validation loss".to_string()
+        } else {
+            "loss (solid: validation, dashed: training)".to_string()
+        }
+    });
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "loss (solid: validation, dashed: training)",
-            ("sans-serif", 22),
-        )
+        .caption(caption, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(60)
@@ -108,7 +160,7 @@ pub fn draw(curves: &[Curve], out: &Path, (width, height): (u32, u32)) -> Result
         .map_err(|e| failed(&e))?;
     chart
         .configure_mesh()
-        .x_desc("iteration")
+        .x_desc(style.x_axis.description())
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc("cross-entropy (nats per character)")
         .draw()
@@ -122,6 +174,9 @@ pub fn draw(curves: &[Curve], out: &Path, (width, height): (u32, u32)) -> Result
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2))
             });
+        if style.val_only {
+            continue;
+        }
         chart
             .draw_series(DashedLineSeries::new(
                 curve.train.clone(),

@@ -447,6 +447,38 @@ fn plot_draws_runs_and_the_course_reference_into_a_png() {
         &gptbuild(&["plot", dir.path().to_str().unwrap()], dir.path()),
         "holds no metrics.csv",
     );
+
+    // Validation loss against wall-clock minutes, with a legend label.
+    let runs = dir.path().join("runs/task06");
+    let runs = runs.to_str().unwrap();
+    let minutes = dir.path().join("minutes.png");
+    let output = gptbuild(
+        &[
+            "plot",
+            runs,
+            "--x",
+            "minutes",
+            "--val-only",
+            "--label",
+            "ours",
+            "--out",
+            minutes.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(&std::fs::read(&minutes).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+    assert_clean_failure(
+        &gptbuild(
+            &["plot", runs, "--x", "minutes", "--reference", "task06"],
+            dir.path(),
+        ),
+        "no wall-clock times",
+    );
+    assert_clean_failure(
+        &gptbuild(&["plot", runs, "--label", "a", "--label", "b"], dir.path()),
+        "2 labels for 1 runs",
+    );
 }
 
 /// The committed schema (which editors and the architecture files point at) is what the binary
