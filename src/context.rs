@@ -14,6 +14,12 @@
 //!   pass. A refill costs about one step per refilled token but happens only every
 //!   `block_size / 2` tokens, so the cost per token stays bounded; the price is a window that
 //!   varies between half and the full block instead of always being full.
+//!
+//! Relative schemes (RoPE, ALiBi) use the same policy. Their first-layer keys would survive a
+//! shift of the window, which is what "rolling" caches exploit, but from the second layer on every
+//! key also depends on the tokens that fell out of the window, so a rolling cache computes
+//! something other than the model over the window. The refill keeps the two paths equal (tested
+//! for every positional scheme).
 
 use std::collections::VecDeque;
 
