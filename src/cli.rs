@@ -112,6 +112,9 @@ pub enum Command {
         /// The caption.
         #[arg(long)]
         title: Option<String>,
+        /// Upper end of the loss axis (zooms in on the late part of the curves).
+        #[arg(long)]
+        y_max: Option<f64>,
     },
     /// Search hyperparameters: train every combination (or a random sample) of a sweep file's
     /// values, each within a budget; write a results table and the best spec beside it.
@@ -340,6 +343,7 @@ pub fn execute(command: Command) -> Result<()> {
             val_only,
             label,
             title,
+            y_max,
         } => {
             if label.len() > runs.len() {
                 return Err(Error::Usage(format!(
@@ -368,6 +372,7 @@ pub fn execute(command: Command) -> Result<()> {
                 x_axis: x,
                 val_only,
                 title,
+                y_max,
             };
             plot::draw(
                 &curves,

@@ -49,6 +49,8 @@ pub struct PlotStyle {
     pub val_only: bool,
     /// The caption; a default names the line styles.
     pub title: Option<String>,
+    /// Cut the vertical axis here, so that late differences are not flattened by the first losses.
+    pub y_max: Option<f64>,
 }
 
 /// One run's (or the course's) losses by iteration (or by minute).
@@ -139,6 +141,9 @@ pub fn draw(
         return Err(Error::Usage(
             "nothing to plot: the runs have no evaluations".into(),
         ));
+    }
+    if let Some(limit) = style.y_max.filter(|limit| *limit > y_min) {
+        y_max = y_max.min(limit);
     }
     let pad = ((y_max - y_min) * 0.05).max(0.01);
 

@@ -459,6 +459,8 @@ fn plot_draws_runs_and_the_course_reference_into_a_png() {
             "--x",
             "minutes",
             "--val-only",
+            "--y-max",
+            "2.5",
             "--label",
             "ours",
             "--out",
