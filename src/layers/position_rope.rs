@@ -12,6 +12,8 @@
 //! q and k, which the learned projections absorb, so they are the same model family.
 //! `theta` (the base, 10 000 in the paper) sets the slowest frequency.
 
+use std::sync::Mutex;
+
 use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::{Kind, Tensor};
@@ -66,14 +68,29 @@ impl PositionKind for Rope {
         }
     }
 
-    fn build(&self, _path: &nn::Path, _dims: &Dims) -> Box<dyn PositionalEncoding> {
-        Box::new(RotaryPositions { theta: self.theta })
+    fn build(&self, _path: &nn::Path, dims: &Dims) -> Box<dyn PositionalEncoding> {
+        Box::new(RotaryPositions {
+            theta: self.theta,
+            block_size: dims.block_size,
+            tables: Mutex::new(Vec::new()),
+        })
     }
 }
 
 #[derive(Debug)]
 pub struct RotaryPositions {
     theta: f64,
+    block_size: i64,
+    /// Cosines and sines `[block_size, hs/2]` (fp32) per head size, computed on first use: every
+    /// layer of every step rotates by the same angles, so they are worked out once.
+    tables: Mutex<Vec<RotationTable>>,
+}
+
+#[derive(Debug)]
+struct RotationTable {
+    head_size: i64,
+    cos: Tensor,
+    sin: Tensor,
 }
 
 impl RotaryPositions {
@@ -86,14 +103,50 @@ impl RotaryPositions {
         let frequency = (pair * (-2.0 * self.theta.ln() / head_size as f64)).exp();
         position * frequency.unsqueeze(0)
     }
+
+    /// Cosines and sines `[t, hs/2]` of positions `start..start + t`, from the cached table when
+    /// the positions lie within the block.
+    fn cos_sin(&self, start: i64, t: i64, head_size: i64, device: tch::Device) -> (Tensor, Tensor) {
+        let fresh = |start: i64, t: i64| {
+            let angle = self.angles(start, t, head_size, device);
+            (
+                angle.cos().to_kind(Kind::Float),
+                angle.sin().to_kind(Kind::Float),
+            )
+        };
+        if start + t > self.block_size {
+            return fresh(start, t);
+        }
+        let mut tables = self
+            .tables
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let index = match tables
+            .iter()
+            .position(|table| table.head_size == head_size && table.cos.device() == device)
+        {
+            Some(index) => index,
+            None => {
+                let (cos, sin) = fresh(0, self.block_size);
+                tables.push(RotationTable {
+                    head_size,
+                    cos,
+                    sin,
+                });
+                tables.len() - 1
+            }
+        };
+        let table = &tables[index];
+        (table.cos.narrow(0, start, t), table.sin.narrow(0, start, t))
+    }
 }
 
 impl PositionalEncoding for RotaryPositions {
     fn rotate(&self, x: &Tensor, start: i64) -> Tensor {
         let size = x.size();
         let (t, head_size) = (size[size.len() - 2], size[size.len() - 1]);
-        let angle = self.angles(start, t, head_size, x.device());
-        let (cos, sin) = (angle.cos().to_kind(x.kind()), angle.sin().to_kind(x.kind()));
+        let (cos, sin) = self.cos_sin(start, t, head_size, x.device());
+        let (cos, sin) = (cos.to_kind(x.kind()), sin.to_kind(x.kind()));
         let half = head_size / 2;
         let (x1, x2) = (x.narrow(-1, 0, half), x.narrow(-1, half, half));
         // Each pair (x1, x2) turned by its angle: the 2-D rotation matrix, written out.
