@@ -11,7 +11,9 @@ use tch::nn::VarStore;
 use tch::Device;
 
 use crate::checkpoint;
+use crate::data::{locate_corpus, read_corpus, Dataset, Split};
 use crate::error::{Error, Result};
+use crate::evaluate::score_split;
 use crate::interrupt::{self, EXIT_INTERRUPTED};
 use crate::model::Gpt;
 use crate::plot::{self, Curve, PlotStyle, XAxis};
@@ -160,6 +162,19 @@ pub enum Command {
         #[arg(long, value_enum)]
         precision: Option<Precision>,
     },
+    /// Score a trained model on every character of a split, not on random batches: the number to
+    /// compare models by (the training log's estimate wobbles by about ±0.01).
+    ///
+    /// The default stride (the context length) cuts the split into back-to-back windows, which
+    /// measures what the training log estimates; a smaller stride gives each character more
+    /// context (stride 1: all of it, at the context length times the cost).
+    ///
+    /// Examples:
+    ///   gptbuild evaluate --spec task07-cpu                 (best checkpoint of the latest run)
+    ///   gptbuild evaluate --checkpoint runs/task06/RUN/model.safetensors --split both
+    ///   gptbuild evaluate --spec task06 --stride 1
+    #[command(verbatim_doc_comment)]
+    Evaluate(EvaluateArgs),
     /// Print the JSON Schema of a spec, for editors (see the README for the hook-up).
     ///
     /// Example: gptbuild schema > schema/spec.schema.json
@@ -210,6 +225,54 @@ pub struct SampleArgs {
     /// Where runs are kept.
     #[arg(long, default_value = RUNS_DIR)]
     pub runs_dir: PathBuf,
+}
+
+/// `gptbuild evaluate`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct EvaluateArgs {
+    /// Use the best checkpoint (lowest validation loss) of the latest run of this spec; with
+    /// --checkpoint, check that the checkpoint holds this spec's model.
+    #[arg(long, required_unless_present = "checkpoint")]
+    pub spec: Option<String>,
+    /// Use this checkpoint file.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// The split to score.
+    #[arg(long, value_enum, default_value = "val")]
+    pub split: SplitArg,
+    /// Characters between the starts of consecutive windows, 1 to the context length
+    /// [default: the context length].
+    #[arg(long)]
+    pub stride: Option<i64>,
+    /// Corpus file (else $GPTBUILD_DATA, the spec's data.path, data/tinyshakespeare.txt, download).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// libtorch threads (default: the trained spec's training.threads).
+    #[arg(long)]
+    pub threads: Option<i64>,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceArg,
+    /// Where runs are kept.
+    #[arg(long, default_value = RUNS_DIR)]
+    pub runs_dir: PathBuf,
+}
+
+/// The splits `gptbuild evaluate` can score.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SplitArg {
+    Val,
+    Train,
+    Both,
+}
+
+impl SplitArg {
+    fn splits(self) -> &'static [Split] {
+        match self {
+            SplitArg::Val => &[Split::Val],
+            SplitArg::Train => &[Split::Train],
+            SplitArg::Both => &[Split::Train, Split::Val],
+        }
+    }
 }
 
 /// Spec fields a run can override from the command line.
@@ -318,6 +381,7 @@ pub fn execute(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Sample(args) => sample(args, &mut out),
+        Command::Evaluate(args) => evaluate(args, &mut out),
         Command::Inspect { spec, vocab_size } => {
             let spec = Spec::load(&find_spec(&spec)?)?;
             let vs = VarStore::new(Device::Cpu);
@@ -440,22 +504,84 @@ fn latest_checkpoint(runs_dir: &Path, spec: &Spec) -> Result<PathBuf> {
     })
 }
 
-/// `gptbuild sample`: finds the checkpoint, checks the request, streams the text.
-fn sample(args: SampleArgs, out: &mut dyn Write) -> Result<()> {
-    let spec = args
-        .spec
-        .as_deref()
-        .map(|name| Spec::load(&find_spec(name)?))
-        .transpose()?;
-    let path = match (args.checkpoint, &spec) {
+/// Loads `checkpoint`, or else the best checkpoint of the latest run of `spec`; with both, checks
+/// that the checkpoint holds the spec's model.
+fn load_checkpoint(
+    spec: Option<&str>,
+    checkpoint: Option<PathBuf>,
+    runs_dir: &Path,
+    device: Device,
+) -> Result<(PathBuf, checkpoint::LoadedModel)> {
+    let spec = spec.map(|name| Spec::load(&find_spec(name)?)).transpose()?;
+    let path = match (checkpoint, &spec) {
         (Some(path), _) => path,
-        (None, Some(spec)) => latest_checkpoint(&args.runs_dir, spec)?,
+        (None, Some(spec)) => latest_checkpoint(runs_dir, spec)?,
         (None, None) => return Err(Error::Usage("give --spec or --checkpoint".into())),
     };
-    let loaded = checkpoint::load(&path, Device::Cpu)?;
+    let loaded = checkpoint::load(&path, device)?;
     if let Some(spec) = &spec {
         checkpoint::ensure_same_model(&path, spec, &loaded.spec)?;
     }
+    Ok((path, loaded))
+}
+
+/// `gptbuild evaluate`: scores a checkpoint on whole splits of the corpus it was trained on.
+fn evaluate(args: EvaluateArgs, out: &mut dyn Write) -> Result<()> {
+    let device = select_device(args.device.into())?;
+    let (path, loaded) = load_checkpoint(
+        args.spec.as_deref(),
+        args.checkpoint,
+        &args.runs_dir,
+        device,
+    )?;
+    let block_size = loaded.spec.model.block_size;
+    let stride = args.stride.unwrap_or(block_size);
+    if !(1..=block_size).contains(&stride) {
+        return Err(Error::Usage(format!(
+            "--stride: {stride} is not between 1 and the context length {block_size}"
+        )));
+    }
+    let threads = args.threads.unwrap_or(loaded.spec.training.threads);
+    if threads > 0 {
+        tch::set_num_threads(threads as i32);
+    }
+    let corpus = locate_corpus(args.data.as_deref(), loaded.spec.data.path.as_deref())?;
+    let text = read_corpus(&corpus)?;
+    let dataset = Dataset::new(
+        &text,
+        &loaded.vocab,
+        loaded.spec.data.train_fraction,
+        block_size,
+        device,
+    )?;
+    writeln!(out, "{} (iteration {})", path.display(), loaded.iteration)
+        .map_err(Error::io("writing the scores"))?;
+    for &split in args.split.splits() {
+        let score = score_split(&loaded.model, &dataset, split, stride);
+        writeln!(
+            out,
+            "{} loss {:.4} over {} characters ({} windows of {block_size}, stride {stride})",
+            match split {
+                Split::Train => "train",
+                Split::Val => "val",
+            },
+            score.loss,
+            score.tokens,
+            score.windows,
+        )
+        .map_err(Error::io("writing the scores"))?;
+    }
+    Ok(())
+}
+
+/// `gptbuild sample`: finds the checkpoint, checks the request, streams the text.
+fn sample(args: SampleArgs, out: &mut dyn Write) -> Result<()> {
+    let (_, loaded) = load_checkpoint(
+        args.spec.as_deref(),
+        args.checkpoint,
+        &args.runs_dir,
+        Device::Cpu,
+    )?;
     let defaults = &loaded.spec.sampling;
     let decoding = Decoding {
         temperature: args.temperature.unwrap_or(defaults.temperature),

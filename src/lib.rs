@@ -4,7 +4,8 @@
 //! The flow: [`spec`] (what to build, validated) → [`layers`] / [`model`] (the built network) →
 //! [`train`] (AdamW from [`optim`] on batches from [`data`]) → [`checkpoint`] and [`sample`]
 //! (over a sliding [`context`] with a KV cache). [`run`] ties them together for `gptbuild run`,
-//! [`stream`] for `gptbuild sample`; [`cli`] is the command line, [`interrupt`] its Ctrl-C.
+//! [`stream`] for `gptbuild sample`; [`evaluate`] scores a checkpoint on a whole split. [`cli`] is
+//! the command line, [`interrupt`] its Ctrl-C.
 
 pub mod bench;
 pub mod checkpoint;
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod context;
 pub mod data;
 pub mod error;
+pub mod evaluate;
 pub mod interrupt;
 pub mod layers;
 pub mod metrics;

@@ -101,6 +101,12 @@ pub struct TrainingSpec {
     /// Batches per split averaged by each evaluation.
     #[serde(default = "default_eval_iters")]
     pub eval_iters: i64,
+    /// How evaluations measure the validation loss: `batches` (`eval_iters` random batches, as
+    /// the course; about ±0.01 of noise at 100 batches of 12) or `whole_split` (every character
+    /// once, as `gptbuild evaluate` does: exact, so the best checkpoint is chosen by its true
+    /// loss rather than by a lucky draw). The training loss is always estimated from batches.
+    #[serde(default)]
+    pub val_eval: ValEval,
     #[serde(default = "default_learning_rate")]
     pub learning_rate: f64,
     /// Warm-up and decay of the learning rate; constant by default, as in the course.
@@ -149,6 +155,19 @@ pub struct AdamWSpec {
     /// of linear layers and embeddings, not biases and norm gains; GPT-2/nanoGPT practice).
     #[serde(default)]
     pub weight_decay_on: DecayTarget,
+}
+
+/// `training.val_eval`: how the validation loss of an evaluation is measured.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ValEval {
+    /// The mean over `eval_iters` random batches.
+    #[default]
+    Batches,
+    /// Every character of the split once, in back-to-back windows.
+    WholeSplit,
 }
 
 /// The parameters weight decay applies to.
@@ -255,6 +274,7 @@ impl Default for TrainingSpec {
             max_iters: default_max_iters(),
             eval_interval: default_eval_interval(),
             eval_iters: default_eval_iters(),
+            val_eval: ValEval::default(),
             learning_rate: default_learning_rate(),
             schedule: ScheduleSpec::default(),
             adamw: AdamWSpec::default(),

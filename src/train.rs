@@ -2,17 +2,14 @@
 //! `eval_interval` iterations (and at the first and last) estimate the loss on both splits.
 
 use tch::nn::VarStore;
-use tch::{Device, Reduction, Tensor};
+use tch::{Device, Tensor};
 
 use crate::data::{Dataset, Split, SplitMix64};
 use crate::error::{Error, Result};
+use crate::evaluate::{mean_loss, score_split};
 use crate::model::Gpt;
 use crate::optim::AdamW;
-use crate::spec::{DeviceSpec, TrainingSpec};
-
-/// Tokens per forward pass during evaluation: big enough to amortise per-call overhead, small
-/// enough that the attention weights of a large model fit comfortably in memory.
-const EVAL_TOKENS_PER_FORWARD: i64 = 1 << 15;
+use crate::spec::{DeviceSpec, TrainingSpec, ValEval};
 
 /// The batch-sampling stream of training; evaluations use streams `1 + iteration`.
 const TRAIN_STREAM: u64 = 0;
@@ -176,8 +173,9 @@ impl<'a> Trainer<'a> {
         is_eval_iteration(iteration, &self.training) && self.last_evaluation != Some(iteration)
     }
 
-    /// Mean loss over `eval_iters` random batches of each split, without dropout or gradients.
-    /// The batches depend only on the seed and the iteration, not on how training got there.
+    /// Mean loss over `eval_iters` random batches of each split (or the whole validation split,
+    /// see `training.val_eval`), without dropout or gradients. The batches depend only on the
+    /// seed and the iteration, not on how training got there.
     pub fn evaluate(&mut self) -> Evaluation {
         let iteration = self.iteration();
         let mut rng = SplitMix64::stream(self.training.seed, 1 + iteration as u64);
@@ -187,7 +185,13 @@ impl<'a> Trainer<'a> {
             mean_loss(&self.model, self.dataset, split, &offsets)
         };
         let train_loss = split_loss(Split::Train);
-        let val_loss = split_loss(Split::Val);
+        let val_loss = match self.training.val_eval {
+            ValEval::Batches => split_loss(Split::Val),
+            ValEval::WholeSplit => {
+                let block_size = self.model.dims().block_size;
+                score_split(&self.model, self.dataset, Split::Val, block_size).loss
+            }
+        };
         self.last_evaluation = Some(iteration);
         Evaluation {
             iteration,
@@ -215,20 +219,4 @@ impl<'a> Trainer<'a> {
         }
         Ok(true)
     }
-}
-
-/// Mean next-token loss of the model over windows at `offsets`, in chunks, without gradients.
-fn mean_loss(model: &Gpt, dataset: &Dataset, split: Split, offsets: &[i64]) -> f64 {
-    let per_forward = (EVAL_TOKENS_PER_FORWARD / model.dims().block_size).max(1) as usize;
-    let block_size = model.dims().block_size as f64;
-    tch::no_grad(|| {
-        let total: f64 = offsets
-            .chunks(per_forward)
-            .map(|chunk| {
-                let (x, y) = dataset.batch_at(split, chunk);
-                Gpt::loss_with(&model.forward_t(&x, false), &y, Reduction::Sum).double_value(&[])
-            })
-            .sum();
-        total / (offsets.len() as f64 * block_size)
-    })
 }

@@ -78,6 +78,29 @@ fn run_then_sample() {
     assert_eq!(lines[4], "Sampling 500 tokens from a trained model:");
     assert!(text(&output.stderr).contains("run saved in"));
 
+    // Scoring the whole validation split agrees with the last evaluation's estimate from batches.
+    let last_val: f64 = lines[3].rsplit(' ').next().unwrap().parse().unwrap();
+    let output = gptbuild(
+        &[
+            "evaluate",
+            "--spec",
+            spec.to_str().unwrap(),
+            "--runs-dir",
+            runs.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let val: f64 = stdout
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split(' ').nth(2))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((val - last_val).abs() < 0.15, "{stdout} against {last_val}");
+
     // Sampling from the checkpoint: reproducible with a seed, different with another.
     let checkpoint = std::fs::read_dir(runs.join("task03"))
         .unwrap()
@@ -160,6 +183,59 @@ fn run_then_sample() {
         dir.path(),
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
+#[test]
+fn evaluate_scores_every_character_of_the_splits() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = untrained_checkpoint(dir.path());
+    let evaluate = |extra: &[&str]| {
+        let args = [
+            &[
+                "evaluate",
+                "--checkpoint",
+                checkpoint.as_str(),
+                "--threads",
+                "1",
+            ],
+            extra,
+        ];
+        gptbuild(&args.concat(), dir.path())
+    };
+    let output = evaluate(&["--split", "both"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines[0], format!("{checkpoint} (iteration 0)"));
+    // Tiny Shakespeare splits 1,003,854 / 111,540 characters; task01 reads windows of 8.
+    for (line, split, characters, windows) in [
+        (lines[1], "train", 1_003_853, 125_482),
+        (lines[2], "val", 111_539, 13_943),
+    ] {
+        let loss = line
+            .strip_prefix(&format!("{split} loss "))
+            .and_then(|rest| {
+                rest.strip_suffix(&format!(
+                    " over {characters} characters ({windows} windows of 8, stride 8)"
+                ))
+            })
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+        let loss: f64 = loss.parse().expect("a number");
+        // An untrained model is close to a uniform guess among 65 characters: ln 65 = 4.17.
+        assert!((3.9..4.6).contains(&loss), "{line}");
+    }
+
+    for stride in ["0", "9"] {
+        assert_clean_failure(&evaluate(&["--stride", stride]), "--stride");
+    }
+    assert_clean_failure(
+        &gptbuild(
+            &["evaluate", "--checkpoint", "nope.safetensors"],
+            dir.path(),
+        ),
+        "nope.safetensors",
+    );
 }
 
 /// An untrained task01 checkpoint with Tiny Shakespeare's vocabulary, in `dir`.
