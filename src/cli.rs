@@ -185,9 +185,9 @@ pub enum Command {
     Validate { spec: String },
 }
 
-/// `gptbuild sample`'s arguments. Decoding settings default to the trained spec's `sampling`.
+/// Which trained model a command reads: a checkpoint file, or the latest run of a spec.
 #[derive(Debug, clap::Args)]
-pub struct SampleArgs {
+pub struct TrainedModel {
     /// Use the best checkpoint (lowest validation loss) of the latest run of this spec; with
     /// --checkpoint, check that the checkpoint holds this spec's model.
     #[arg(long, required_unless_present = "checkpoint")]
@@ -195,6 +195,16 @@ pub struct SampleArgs {
     /// Use this checkpoint file.
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
+    /// Where runs are kept.
+    #[arg(long, default_value = RUNS_DIR)]
+    pub runs_dir: PathBuf,
+}
+
+/// `gptbuild sample`'s arguments. Decoding settings default to the trained spec's `sampling`.
+#[derive(Debug, clap::Args)]
+pub struct SampleArgs {
+    #[command(flatten)]
+    pub model: TrainedModel,
     /// Characters to generate [default: the spec's sampling.tokens].
     #[arg(long, conflicts_with = "forever")]
     pub tokens: Option<u64>,
@@ -222,21 +232,13 @@ pub struct SampleArgs {
     /// Print characters per second to stderr at the end.
     #[arg(long)]
     pub stats: bool,
-    /// Where runs are kept.
-    #[arg(long, default_value = RUNS_DIR)]
-    pub runs_dir: PathBuf,
 }
 
 /// `gptbuild evaluate`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct EvaluateArgs {
-    /// Use the best checkpoint (lowest validation loss) of the latest run of this spec; with
-    /// --checkpoint, check that the checkpoint holds this spec's model.
-    #[arg(long, required_unless_present = "checkpoint")]
-    pub spec: Option<String>,
-    /// Use this checkpoint file.
-    #[arg(long)]
-    pub checkpoint: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: TrainedModel,
     /// The split to score.
     #[arg(long, value_enum, default_value = "val")]
     pub split: SplitArg,
@@ -252,9 +254,6 @@ pub struct EvaluateArgs {
     pub threads: Option<i64>,
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceArg,
-    /// Where runs are kept.
-    #[arg(long, default_value = RUNS_DIR)]
-    pub runs_dir: PathBuf,
 }
 
 /// The splits `gptbuild evaluate` can score.
@@ -504,36 +503,31 @@ fn latest_checkpoint(runs_dir: &Path, spec: &Spec) -> Result<PathBuf> {
     })
 }
 
-/// Loads `checkpoint`, or else the best checkpoint of the latest run of `spec`; with both, checks
-/// that the checkpoint holds the spec's model.
-fn load_checkpoint(
-    spec: Option<&str>,
-    checkpoint: Option<PathBuf>,
-    runs_dir: &Path,
-    device: Device,
-) -> Result<(PathBuf, checkpoint::LoadedModel)> {
-    let spec = spec.map(|name| Spec::load(&find_spec(name)?)).transpose()?;
-    let path = match (checkpoint, &spec) {
-        (Some(path), _) => path,
-        (None, Some(spec)) => latest_checkpoint(runs_dir, spec)?,
-        (None, None) => return Err(Error::Usage("give --spec or --checkpoint".into())),
-    };
-    let loaded = checkpoint::load(&path, device)?;
-    if let Some(spec) = &spec {
-        checkpoint::ensure_same_model(&path, spec, &loaded.spec)?;
+impl TrainedModel {
+    /// Loads `--checkpoint`, or else the best checkpoint of the latest run of `--spec`; with
+    /// both, checks that the checkpoint holds the spec's model.
+    fn load(self, device: Device) -> Result<(PathBuf, checkpoint::LoadedModel)> {
+        let spec = self
+            .spec
+            .map(|name| Spec::load(&find_spec(&name)?))
+            .transpose()?;
+        let path = match (self.checkpoint, &spec) {
+            (Some(path), _) => path,
+            (None, Some(spec)) => latest_checkpoint(&self.runs_dir, spec)?,
+            (None, None) => return Err(Error::Usage("give --spec or --checkpoint".into())),
+        };
+        let loaded = checkpoint::load(&path, device)?;
+        if let Some(spec) = &spec {
+            checkpoint::ensure_same_model(&path, spec, &loaded.spec)?;
+        }
+        Ok((path, loaded))
     }
-    Ok((path, loaded))
 }
 
 /// `gptbuild evaluate`: scores a checkpoint on whole splits of the corpus it was trained on.
 fn evaluate(args: EvaluateArgs, out: &mut dyn Write) -> Result<()> {
     let device = select_device(args.device.into())?;
-    let (path, loaded) = load_checkpoint(
-        args.spec.as_deref(),
-        args.checkpoint,
-        &args.runs_dir,
-        device,
-    )?;
+    let (path, loaded) = args.model.load(device)?;
     let block_size = loaded.spec.model.block_size;
     let stride = args.stride.unwrap_or(block_size);
     if !(1..=block_size).contains(&stride) {
@@ -576,12 +570,7 @@ fn evaluate(args: EvaluateArgs, out: &mut dyn Write) -> Result<()> {
 
 /// `gptbuild sample`: finds the checkpoint, checks the request, streams the text.
 fn sample(args: SampleArgs, out: &mut dyn Write) -> Result<()> {
-    let (_, loaded) = load_checkpoint(
-        args.spec.as_deref(),
-        args.checkpoint,
-        &args.runs_dir,
-        Device::Cpu,
-    )?;
+    let (_, loaded) = args.model.load(Device::Cpu)?;
     let defaults = &loaded.spec.sampling;
     let decoding = Decoding {
         temperature: args.temperature.unwrap_or(defaults.temperature),
