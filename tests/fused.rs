@@ -5,6 +5,7 @@
 mod common;
 
 use common::random_spec::random_spec;
+use common::tolerance::{assert_fp32_close, compare, model_depth, FP32};
 use common::{architecture_files, build, load_spec, spec_from, VOCAB_SIZE};
 use gptbuild::model::Gpt;
 use gptbuild::spec::Spec;
@@ -20,10 +21,6 @@ fn with_fused(spec: &Spec, fused: bool) -> Option<Spec> {
     };
     yaml.contains("kind: multi_head")
         .then(|| spec_from(&yaml.replace(from, to)))
-}
-
-fn max_difference(a: &Tensor, b: &Tensor) -> f64 {
-    (a - b).abs().max().double_value(&[])
 }
 
 #[test]
@@ -68,9 +65,10 @@ fn assert_formulations_agree(spec: &Spec, label: &str) -> usize {
     }
     let t = spec.model.block_size.min(64);
     let ids = Tensor::randint(VOCAB_SIZE, [2, t], (Kind::Int64, Device::Cpu));
-    let difference =
-        tch::no_grad(|| max_difference(&a.forward_t(&ids, false), &b.forward_t(&ids, false)));
-    assert!(difference < 1e-5, "{label}: logits differ by {difference}");
+    let depth = model_depth(spec.model.n_layer());
+    let (logits_a, logits_b) =
+        tch::no_grad(|| (a.forward_t(&ids, false), b.forward_t(&ids, false)));
+    assert_fp32_close(&logits_b, &logits_a, depth, &format!("{label}: logits"));
 
     let dims = spec.dims(VOCAB_SIZE);
     if dims.attention_dropout == 0.0
@@ -83,11 +81,9 @@ fn assert_formulations_agree(spec: &Spec, label: &str) -> usize {
         Gpt::loss(&b.forward_t(&ids, true), &targets).backward();
         for (name, ta) in vs_a.variables() {
             let tb = &vs_b.variables()[&name];
-            let difference = max_difference(&ta.grad(), &tb.grad());
-            assert!(
-                difference < 1e-5,
-                "{label}: gradient of {name} differs by {difference}"
-            );
+            // The backward pass goes through every layer a second time.
+            compare(&tb.grad(), &ta.grad(), FP32, 2.0 * depth)
+                .assert(&format!("{label}: gradient of {name}"));
         }
     }
     1
@@ -113,8 +109,39 @@ fn a_chunk_after_cached_tokens_matches_a_full_pass() {
             let second = model.forward_cached(&ids.narrow(1, 5, 4), &mut cache);
             let third = model.forward_cached(&ids.narrow(1, 9, 3), &mut cache);
             let cached = Tensor::cat(&[first, second, third], 1);
-            let difference = max_difference(&full, &cached);
-            assert!(difference < 1e-5, "fused {fused}: differs by {difference}");
+            assert_fp32_close(&cached, &full, model_depth(2), &format!("fused {fused}"));
         });
     }
+}
+
+/// The bound above still catches a real layout error: the fused formulation with two heads' key
+/// weights swapped (a head attending with another head's keys) differs far beyond rounding.
+#[test]
+fn a_head_reading_another_heads_keys_is_caught() {
+    let _rng = common::torch_rng();
+    let yaml = "model:\n  block_size: 16\n  n_embd: 32\n  n_layer: 2\n  block:\n    attention: \
+                {kind: multi_head, n_head: 4, fused: FUSED}\n    feed_forward: {kind: mlp}\n    \
+                norm_placement: pre\n  final_norm: {kind: layernorm}\n";
+    let (_vs_a, per_head) = build(&spec_from(&yaml.replace("FUSED", "false")), 3);
+    let (vs_b, fused) = build(&spec_from(&yaml.replace("FUSED", "true")), 3);
+    let hs = 8;
+    tch::no_grad(|| {
+        let qkv = vs_b.variables()["blocks.0.attn.qkv.weight"].shallow_clone();
+        // Rows: 4 query heads, then the keys of heads 0..4, then the values.
+        let keys = qkv.narrow(0, 4 * hs, 2 * hs).copy();
+        let swapped = Tensor::cat(&[keys.narrow(0, hs, hs), keys.narrow(0, 0, hs)], 0);
+        qkv.narrow(0, 4 * hs, 2 * hs).copy_(&swapped);
+    });
+    let ids = Tensor::randint(VOCAB_SIZE, [2, 16], (Kind::Int64, Device::Cpu));
+    let (a, b) = tch::no_grad(|| {
+        (
+            per_head.forward_t(&ids, false),
+            fused.forward_t(&ids, false),
+        )
+    });
+    let comparison = compare(&b, &a, FP32, model_depth(2));
+    assert!(
+        comparison.difference > 100.0 * comparison.bound,
+        "swapped keys should be caught by a wide margin: {comparison:?}"
+    );
 }

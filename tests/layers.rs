@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::tolerance::{self, assert_fp32_close, FP32};
 use common::{build, spec_from, VOCAB_SIZE};
 use gptbuild::layers::position_none::NoPositions;
 use gptbuild::layers::position_sinusoidal::sinusoid_table;
@@ -19,8 +20,10 @@ fn the_sinusoid_table_is_the_papers_formula() {
             let angle = p as f64 / 10_000f64.powf(2.0 * i as f64 / channels as f64);
             let sin = table.double_value(&[p, 2 * i]);
             let cos = table.double_value(&[p, 2 * i + 1]);
-            assert!((sin - angle.sin()).abs() < 1e-5, "sin at {p},{i}");
-            assert!((cos - angle.cos()).abs() < 1e-5, "cos at {p},{i}");
+            // One rounding to fp32 of values at most 1 (the angles are computed in f64).
+            let bound = tolerance::bound(FP32, 1.0, 1.0);
+            assert!((sin - angle.sin()).abs() <= bound, "sin at {p},{i}");
+            assert!((cos - angle.cos()).abs() <= bound, "cos at {p},{i}");
         }
     }
 }
@@ -34,7 +37,8 @@ fn rmsnorm_normalises_the_root_mean_square_not_the_mean() {
     let x = Tensor::randn([4, 6], (Kind::Float, Device::Cpu)) * 3.0 + 2.0;
     let y = norm.forward_t(&x, false);
     let rms = y.square().mean_dim(-1, false, Kind::Float).sqrt();
-    assert!((rms - 1.0).abs().max().double_value(&[]) < 1e-4);
+    // Normalise, square, mean, root: a few roundings of values near 1 (eps 1e-8 is far below).
+    assert!((rms - 1.0).abs().max().double_value(&[]) <= tolerance::bound(FP32, 4.0, 1.0));
     // The mean is not removed: a positive shift stays visible.
     assert!(y.mean(Kind::Float).double_value(&[]) > 0.1);
 }
@@ -179,11 +183,8 @@ fn swiglu_matches_the_mlps_weights_and_the_papers_formula() {
     let x = Tensor::randn([2, 3, 48], (Kind::Float, Device::Cpu));
     let expected = (x.matmul(&lv["gate.weight"].tr()).silu() * x.matmul(&lv["up.weight"].tr()))
         .matmul(&lv["down.weight"].tr());
-    let difference = (layer.forward_t(&x, false) - expected)
-        .abs()
-        .max()
-        .double_value(&[]);
-    assert!(difference < 1e-5, "{difference}");
+    // Two products, a SiLU, a third product.
+    assert_fp32_close(&layer.forward_t(&x, false), &expected, 3.0, "swiglu");
     assert_eq!(w("gate").size(), [128, 48]);
     assert_eq!(w("down").size(), [48, 128]);
 }

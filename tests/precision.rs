@@ -5,10 +5,12 @@
 mod common;
 
 use common::random_spec::random_spec;
+use common::tolerance::{compare, model_depth, BF16};
 use common::{architecture_files, build, load_spec, spec_from, VOCAB_SIZE};
 use gptbuild::model::Gpt;
 use gptbuild::precision::Precision;
 use gptbuild::spec::Spec;
+use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 fn with_precision(spec: &Spec, precision: Precision) -> Spec {
@@ -17,8 +19,8 @@ fn with_precision(spec: &Spec, precision: Precision) -> Spec {
     spec
 }
 
-/// Logits of the same weights in both precisions: bf16 keeps 8 bits of mantissa, so they differ
-/// by about 1% of their spread, not more.
+/// Logits of the same weights in both precisions: bf16 keeps 8 significant bits, so they differ by
+/// bf16 rounding relative to their scale, per layer (`common::tolerance::BF16`), not more.
 #[test]
 fn bf16_logits_are_close_to_fp32() {
     let _rng = common::torch_rng();
@@ -35,13 +37,12 @@ fn bf16_logits_are_close_to_fp32() {
         let ids = Tensor::randint(VOCAB_SIZE, [2, t], (Kind::Int64, Device::Cpu));
         let (a, b) = tch::no_grad(|| (fp32.forward_t(&ids, false), bf16.forward_t(&ids, false)));
         assert_eq!(b.kind(), Kind::Float, "{label}: logits come back in fp32");
-        let spread = a.std(true).double_value(&[]);
-        let difference = (&a - &b).abs().max().double_value(&[]);
+        let comparison = compare(&b, &a, BF16, model_depth(spec.model.n_layer()));
+        comparison.assert(&format!("{label}: bf16 logits"));
         assert!(
-            difference < 0.05 * spread.max(1.0),
-            "{label}: bf16 logits differ by {difference} (spread {spread})"
+            comparison.difference > 0.0,
+            "{label}: bf16 changed nothing; is it on?"
         );
-        assert!(difference > 0.0, "{label}: bf16 changed nothing; is it on?");
     }
 }
 
@@ -87,9 +88,52 @@ fn bf16_cached_logits_follow_the_full_recompute() {
                 .map(|i| model.forward_cached(&ids.narrow(1, i, 1), &mut cache))
                 .collect();
             let cached = Tensor::cat(&steps, 1);
-            let spread = full.std(true).double_value(&[]).max(1.0);
-            let difference = (&full - &cached).abs().max().double_value(&[]);
-            assert!(difference < 0.05 * spread, "spec {seed}: {difference}");
+            compare(&cached, &full, BF16, model_depth(spec.model.n_layer()))
+                .assert(&format!("spec {seed}: bf16 cached logits"));
         });
     }
+}
+
+/// The bf16 bound still catches a real error: a bf16 model whose learned positions are shifted by
+/// one (position p reads the vector of p + 1) differs from fp32 far beyond bf16 rounding.
+#[test]
+fn shifted_positions_are_caught_at_the_bf16_bound() {
+    let _rng = common::torch_rng();
+    let mut checked = 0;
+    for path in architecture_files() {
+        let spec = load_spec(&path);
+        let (_vs, fp32) = build(&with_precision(&spec, Precision::Fp32), 2);
+        let (vs, bf16) = build(&with_precision(&spec, Precision::Bf16), 2);
+        if !shift_positions_by_one(&vs) {
+            continue;
+        }
+        let t = spec.model.block_size.min(32);
+        let ids = Tensor::randint(VOCAB_SIZE, [2, t], (Kind::Int64, Device::Cpu));
+        let (a, b) = tch::no_grad(|| (fp32.forward_t(&ids, false), bf16.forward_t(&ids, false)));
+        let comparison = compare(&b, &a, BF16, model_depth(spec.model.n_layer()));
+        assert!(
+            comparison.difference > comparison.bound,
+            "{}: shifted positions should be caught: {comparison:?}",
+            path.display()
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 5,
+        "only {checked} architectures have learned positions"
+    );
+}
+
+/// Rolls a learned position table by one row; false if the model has none.
+fn shift_positions_by_one(vs: &VarStore) -> bool {
+    let Some(table) = vs
+        .variables()
+        .get("position.weight")
+        .map(Tensor::shallow_clone)
+    else {
+        return false;
+    };
+    let rolled = table.roll([-1], [0]);
+    tch::no_grad(|| table.shallow_clone().copy_(&rolled));
+    true
 }

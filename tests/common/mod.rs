@@ -69,3 +69,4 @@ pub fn load_spec(path: &Path) -> Spec {
     Spec::load(path).unwrap_or_else(|e| panic!("{} should load: {e}", path.display()))
 }
 pub mod random_spec;
+pub mod tolerance;
