@@ -8,10 +8,11 @@ use std::time::Instant;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::Gpt;
 use crate::optim::AdamW;
 use crate::precision::Precision;
+use crate::resources::MemoryEstimate;
 use crate::spec::Spec;
 use crate::summary::FlopsPerToken;
 
@@ -67,7 +68,13 @@ impl BenchReport {
 }
 
 /// Times `steps` training steps of `spec`'s model on `device` after `warmup` untimed ones.
-pub fn bench(spec: &Spec, steps: usize, warmup: usize, device: Device) -> Result<BenchReport> {
+pub fn bench(spec: &Spec, steps: u64, warmup: u64, device: Device) -> Result<BenchReport> {
+    if steps == 0 {
+        return Err(Error::Usage(
+            "--steps: at least one step must be timed, got 0".into(),
+        ));
+    }
+    MemoryEstimate::training(spec, VOCAB_SIZE).check(device)?;
     tch::manual_seed(spec.training.seed as i64);
     let vs = VarStore::new(device);
     let model = Gpt::try_new(&vs.root(), &spec.model, spec.dims(VOCAB_SIZE))?;
@@ -83,7 +90,7 @@ pub fn bench(spec: &Spec, steps: usize, warmup: usize, device: Device) -> Result
     for _ in 0..warmup {
         step();
     }
-    let mut times: Vec<f64> = (0..steps.max(1))
+    let mut times: Vec<f64> = (0..steps)
         .map(|_| {
             let started = Instant::now();
             step();

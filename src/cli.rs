@@ -17,6 +17,7 @@ use crate::evaluate::score_split;
 use crate::interrupt::{self, EXIT_INTERRUPTED};
 use crate::model::Gpt;
 use crate::plot::{self, Curve, PlotStyle, XAxis};
+use crate::resources::{self, MemoryEstimate};
 use crate::run::{run, RunOptions, BEST_CHECKPOINT_FILE, CHECKPOINT_FILE};
 use crate::run_dir::{self, RUNS_DIR};
 use crate::sample::Decoding;
@@ -75,7 +76,8 @@ pub enum Command {
     Inspect {
         spec: String,
         /// Vocabulary size to build with (Tiny Shakespeare has 65 characters).
-        #[arg(long, default_value_t = 65)]
+        #[arg(long, default_value_t = 65,
+              value_parser = clap::value_parser!(i64).range(1..=crate::layers::MAX_SIZE))]
         vocab_size: i64,
     },
     /// Draw the loss curves of runs into one PNG (validation solid, training dashed).
@@ -146,12 +148,12 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Bench {
         spec: String,
-        /// Timed steps (the median is reported).
-        #[arg(long, default_value_t = 20)]
-        steps: usize,
+        /// Timed steps (the median is reported), at least 1.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+        steps: u64,
         /// Untimed steps first.
         #[arg(long, default_value_t = 3)]
-        warmup: usize,
+        warmup: u64,
         /// libtorch threads (default: the spec's training.threads).
         #[arg(long)]
         threads: Option<i64>,
@@ -383,16 +385,21 @@ pub fn execute(command: Command) -> Result<()> {
         Command::Evaluate(args) => evaluate(args, &mut out),
         Command::Inspect { spec, vocab_size } => {
             let spec = Spec::load(&find_spec(&spec)?)?;
+            MemoryEstimate::weights(&spec.model, vocab_size).check(Device::Cpu)?;
             let vs = VarStore::new(Device::Cpu);
             let _model = Gpt::try_new(&vs.root(), &spec.model, spec.dims(vocab_size))?;
             let flops = FlopsPerToken::of(&vs, &spec.model);
+            let memory = MemoryEstimate::training(&spec, vocab_size);
             writeln!(
                 out,
-                "{}FLOPs per token (full context of {}): forward {}, training step {}",
+                "{}FLOPs per token (full context of {}): forward {}, training step {}\n\
+                 memory to train, at most about: {} for {}",
                 parameter_table(&vs),
                 spec.model.block_size,
                 flops.forward,
-                flops.training
+                flops.training,
+                memory.gib(),
+                memory.what,
             )
             .map_err(Error::io("writing the table"))
         }
@@ -464,9 +471,9 @@ pub fn execute(command: Command) -> Result<()> {
         } => {
             let mut spec = Spec::load(&find_spec(&spec)?)?;
             spec.training.precision = precision.unwrap_or(spec.training.precision);
-            let threads = threads.unwrap_or(spec.training.threads);
-            if threads > 0 {
-                tch::set_num_threads(threads as i32);
+            match threads {
+                Some(threads) => resources::set_threads(threads, "--threads")?,
+                None => resources::set_threads(spec.training.threads, "training.threads")?,
             }
             let device = select_device(device.map_or(spec.training.device, DeviceSpec::from))?;
             let report = crate::bench::bench(&spec, steps, warmup, device)?;
@@ -535,10 +542,17 @@ fn evaluate(args: EvaluateArgs, out: &mut dyn Write) -> Result<()> {
             "--stride: {stride} is not between 1 and the context length {block_size}"
         )));
     }
-    let threads = args.threads.unwrap_or(loaded.spec.training.threads);
-    if threads > 0 {
-        tch::set_num_threads(threads as i32);
+    match args.threads {
+        Some(threads) => resources::set_threads(threads, "--threads")?,
+        None => resources::set_threads(loaded.spec.training.threads, "training.threads")?,
     }
+    MemoryEstimate::inference(
+        &loaded.spec.model,
+        loaded.vocab.len() as i64,
+        crate::evaluate::TOKENS_PER_FORWARD as u64,
+        &format!("evaluation (context {block_size})"),
+    )
+    .check(device)?;
     let corpus = locate_corpus(args.data.as_deref(), loaded.spec.data.path.as_deref())?;
     let text = read_corpus(&corpus)?;
     let dataset = Dataset::new(
@@ -571,6 +585,14 @@ fn evaluate(args: EvaluateArgs, out: &mut dyn Write) -> Result<()> {
 /// `gptbuild sample`: finds the checkpoint, checks the request, streams the text.
 fn sample(args: SampleArgs, out: &mut dyn Write) -> Result<()> {
     let (_, loaded) = args.model.load(Device::Cpu)?;
+    let block_size = loaded.spec.model.block_size;
+    MemoryEstimate::inference(
+        &loaded.spec.model,
+        loaded.vocab.len() as i64,
+        block_size as u64,
+        &format!("generation (context {block_size})"),
+    )
+    .check(Device::Cpu)?;
     let defaults = &loaded.spec.sampling;
     let decoding = Decoding {
         temperature: args.temperature.unwrap_or(defaults.temperature),

@@ -74,6 +74,21 @@ pub enum Error {
     #[error("device: {0}")]
     Device(String),
 
+    /// A number beyond what this machine can bear (threads): refused before anything starts.
+    #[error("{field}: {message}")]
+    Limit { field: String, message: String },
+
+    /// Work whose tensors cannot fit in the memory available, refused before allocating them.
+    #[error(
+        "{what} needs about {needed} of memory, more than the {available} available on this \
+         machine; lower the batch size, the context length or the model's width"
+    )]
+    OutOfMemory {
+        what: String,
+        needed: String,
+        available: String,
+    },
+
     #[error("{context}: {source}")]
     Io {
         context: String,

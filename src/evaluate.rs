@@ -22,7 +22,7 @@ use crate::model::Gpt;
 
 /// Tokens per forward pass during evaluation: big enough to amortise per-call overhead, small
 /// enough that the attention weights of a large model fit comfortably in memory.
-const TOKENS_PER_FORWARD: i64 = 1 << 15;
+pub const TOKENS_PER_FORWARD: i64 = 1 << 15;
 
 /// `cross_entropy`'s marker for a target to leave out of the sum.
 const IGNORED_TARGET: i64 = -100;

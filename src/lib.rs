@@ -22,6 +22,7 @@ pub mod optim;
 pub mod plot;
 pub mod precision;
 pub mod progress;
+pub mod resources;
 pub mod run;
 pub mod run_dir;
 pub mod sample;

@@ -21,6 +21,7 @@ use crate::interrupt;
 use crate::metrics::Metrics;
 use crate::model::Gpt;
 use crate::progress::Progress;
+use crate::resources::{self, MemoryEstimate};
 use crate::run_dir;
 use crate::sample::generate;
 use crate::spec::{DeviceSpec, Spec};
@@ -99,9 +100,11 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
     let mut spec = Spec::load(spec_path)?;
     options.apply(&mut spec, spec_path)?;
     let device = select_device(spec.training.device)?;
-    if spec.training.threads > 0 {
-        tch::set_num_threads(spec.training.threads as i32);
-    }
+    let threads_field = match options.threads {
+        Some(_) => "--threads",
+        None => "training.threads",
+    };
+    resources::set_threads(spec.training.threads, threads_field)?;
 
     let corpus_path = locate_corpus(options.data.as_deref(), spec.data.path.as_deref())?;
     let text = read_corpus(&corpus_path)?;
@@ -113,6 +116,7 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
         spec.model.block_size,
         device,
     )?;
+    MemoryEstimate::training(&spec, vocab.len() as i64).check(device)?;
 
     let runs_root = options
         .runs_dir
@@ -199,7 +203,7 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
     let budget = spec
         .training
         .max_minutes
-        .map(|minutes| Duration::from_secs_f64(minutes * 60.0));
+        .and_then(|minutes| Duration::try_from_secs_f64(minutes * 60.0).ok());
     let mut out_of_time = false;
     let finished = trainer.train(&mut record, |trainer| {
         progress.step(trainer);

@@ -118,7 +118,8 @@ pub struct TrainingSpec {
     /// arXiv 1211.5063); none by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grad_clip: Option<f64>,
-    /// Stop after this much wall time (with a final evaluation), even before `max_iters`.
+    /// Stop after this many minutes of wall time (with a final evaluation), even before
+    /// `max_iters`; at most ten years.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_minutes: Option<f64>,
     /// Also keep the checkpoint with the lowest validation loss (`best.safetensors`): these
@@ -128,7 +129,9 @@ pub struct TrainingSpec {
     /// Seeds initialisation, dropout and batch sampling.
     #[serde(default = "default_seed")]
     pub seed: u64,
-    /// libtorch intra-op threads; 0 keeps libtorch's default (one per core).
+    /// libtorch intra-op threads; 0 keeps libtorch's default (one per core). At most 4 per
+    /// available core of the machine that runs it, checked when training, evaluation or a
+    /// benchmark starts.
     #[serde(default)]
     pub threads: i64,
     #[serde(default)]
@@ -508,6 +511,10 @@ impl ModelSpec {
     }
 }
 
+/// The longest wall-time budget a spec may give, in minutes: ten years, far beyond any run, and
+/// small enough to be a `Duration`.
+pub const MAX_MINUTES: f64 = 10.0 * 365.25 * 24.0 * 60.0;
+
 /// Checks a dropout probability: in [0, 1).
 fn require_probability(field: &str, p: f64) -> std::result::Result<(), SpecError> {
     if (0.0..1.0).contains(&p) {
@@ -529,6 +536,12 @@ impl TrainingSpec {
         }
         if let Some(minutes) = self.max_minutes {
             require_positive_real("max_minutes", minutes)?;
+            if minutes > MAX_MINUTES {
+                return Err(SpecError::new(
+                    "max_minutes",
+                    format!("must be at most {MAX_MINUTES} (ten years), got {minutes:e}"),
+                ));
+            }
         }
         self.schedule
             .resolve(self.learning_rate, self.max_iters)

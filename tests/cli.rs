@@ -641,11 +641,16 @@ fn inspect_and_validate_a_course_step_by_bare_name() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let table = text(&output.stdout);
     let lines: Vec<&str> = table.lines().collect();
-    assert!(lines[lines.len() - 2].ends_with(" 7553"), "{table}");
+    assert!(lines[lines.len() - 3].ends_with(" 7553"), "{table}");
     // key, query, value 32x32 and the 65x32 head: 2 * 5152; scores and sum: 2 * 2 * 8 * 32.
     assert_eq!(
-        lines[lines.len() - 1],
+        lines[lines.len() - 2],
         "FLOPs per token (full context of 8): forward 11328, training step 33984"
+    );
+    assert!(
+        lines[lines.len() - 1].starts_with("memory to train, at most about: 0.")
+            && lines[lines.len() - 1].ends_with(" GiB for training (batch 32 × context 8)"),
+        "{table}"
     );
     let output = gptbuild(&["validate", "task05.yaml"], &root);
     let resolved = text(&output.stdout);
@@ -653,4 +658,117 @@ fn inspect_and_validate_a_course_step_by_bare_name() {
         resolved.contains("head_size: 8") && resolved.contains("hidden_size: 128"),
         "{resolved}"
     );
+}
+
+/// Numbers a machine cannot bear (threads, time budgets, batch sizes) are refused up front with one
+/// line naming the field and the limit: no thread is started, nothing is allocated or written.
+#[test]
+fn sizes_the_machine_cannot_bear_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let runs = runs.to_str().unwrap();
+    let task06 = std::fs::read_to_string(common::repo_root().join("architectures/task06.yaml"))
+        .unwrap()
+        .replace("../schema", "schema");
+    // task06 with one line of its training section replaced.
+    let write = |name: &str, line: &str| {
+        let path = dir.path().join(name);
+        let field = line.split(':').next().unwrap();
+        let body: Vec<String> = task06
+            .lines()
+            .filter(|l| !l.trim_start().starts_with(&format!("{field}:")))
+            .map(|l| match l {
+                "training:" => format!("training:\n  {line}"),
+                other => other.to_string(),
+            })
+            .collect();
+        std::fs::write(&path, body.join("\n") + "\n").unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let limit = gptbuild::resources::max_threads().to_string();
+    let output = gptbuild(
+        &["run", "task06", "--threads", "100000", "--runs-dir", runs],
+        &common::repo_root(),
+    );
+    assert_clean_failure(
+        &output,
+        "--threads: must be between 0 (libtorch's default) and ",
+    );
+    assert!(text(&output.stderr).contains(&limit));
+    let threads = write("threads.yaml", "threads: 100000");
+    assert_clean_failure(
+        &gptbuild(&["run", &threads, "--runs-dir", runs], dir.path()),
+        "training.threads: must be between 0",
+    );
+    assert_clean_failure(
+        &gptbuild(&["bench", &threads, "--steps", "1"], dir.path()),
+        "training.threads: must be between 0",
+    );
+    assert_clean_failure(
+        &gptbuild(
+            &["bench", "task06", "--threads", "100000"],
+            &common::repo_root(),
+        ),
+        "--threads: must be between 0",
+    );
+    let checkpoint = untrained_checkpoint(dir.path());
+    assert_clean_failure(
+        &gptbuild(
+            &[
+                "evaluate",
+                "--checkpoint",
+                &checkpoint,
+                "--threads",
+                "100000",
+            ],
+            dir.path(),
+        ),
+        "--threads: must be between 0",
+    );
+
+    let forever = write("forever.yaml", "max_minutes: 1.0e300");
+    assert_clean_failure(
+        &gptbuild(&["run", &forever, "--runs-dir", runs], dir.path()),
+        "training.max_minutes: must be at most 5259600 (ten years), got 1e300",
+    );
+    assert_clean_failure(
+        &gptbuild(
+            &[
+                "run",
+                "task06",
+                "--max-minutes",
+                "1e300",
+                "--runs-dir",
+                runs,
+            ],
+            &common::repo_root(),
+        ),
+        "training.max_minutes: must be at most",
+    );
+
+    let output = gptbuild(&["bench", "task06", "--steps", "0"], &common::repo_root());
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a usage error: {}",
+        text(&output.stderr)
+    );
+    assert!(
+        text(&output.stderr).contains("--steps"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    if gptbuild::resources::available_memory().is_some() {
+        let huge = write("huge.yaml", "batch_size: 16777216");
+        assert_clean_failure(
+            &gptbuild(&["run", &huge, "--runs-dir", runs], dir.path()),
+            "training (batch 16777216 × context 8) needs about",
+        );
+        assert_clean_failure(
+            &gptbuild(&["bench", &huge], dir.path()),
+            "GiB available on this machine",
+        );
+    }
+    assert!(!Path::new(runs).exists(), "a refused run writes nothing");
 }

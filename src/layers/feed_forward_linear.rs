@@ -19,6 +19,10 @@ crate::register_kind!(FeedForward, "linear", LinearReluKind);
 
 #[typetag::serde(name = "linear")]
 impl FeedForwardKind for LinearReluKind {
+    fn activation_width(&self, dims: &Dims) -> i64 {
+        dims.n_embd
+    }
+
     fn build(&self, path: &nn::Path, dims: &Dims) -> Option<Layer> {
         let linear = Linear::new(
             &(path / "linear"),

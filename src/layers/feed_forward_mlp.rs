@@ -74,6 +74,10 @@ impl FeedForwardKind for MlpKind {
         Ok(())
     }
 
+    fn activation_width(&self, dims: &Dims) -> i64 {
+        self.hidden_size.unwrap_or(4 * dims.n_embd)
+    }
+
     fn build(&self, path: &nn::Path, dims: &Dims) -> Option<Layer> {
         let hidden = self.hidden_size.unwrap_or(4 * dims.n_embd);
         Some(Box::new(Mlp {

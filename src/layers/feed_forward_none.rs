@@ -14,6 +14,10 @@ crate::register_kind!(FeedForward, "none", NoFeedForward);
 
 #[typetag::serde(name = "none")]
 impl FeedForwardKind for NoFeedForward {
+    fn activation_width(&self, _dims: &Dims) -> i64 {
+        0
+    }
+
     fn build(&self, _path: &nn::Path, _dims: &Dims) -> Option<Layer> {
         None
     }

@@ -40,6 +40,11 @@ impl FeedForwardKind for SwiGluKind {
         require_size("hidden_size", hidden)
     }
 
+    fn activation_width(&self, dims: &Dims) -> i64 {
+        // The gate, the up projection and their product.
+        3 * self.hidden_size.unwrap_or(default_hidden_size(dims.n_embd))
+    }
+
     fn build(&self, path: &nn::Path, dims: &Dims) -> Option<Layer> {
         let hidden = self.hidden_size.unwrap_or(default_hidden_size(dims.n_embd));
         Some(Box::new(SwiGlu {

@@ -158,6 +158,9 @@ pub trait FeedForwardKind: Debug + Send + Sync {
     fn resolve(&mut self, _dims: &Dims) -> Result<(), SpecError> {
         Ok(())
     }
+    /// Values per token of its widest hidden activation (0 without a sub-layer): what its
+    /// activations cost in memory ([`crate::resources`]).
+    fn activation_width(&self, dims: &Dims) -> i64;
     /// Builds the layer under `path` (`[B, T, C] -> [B, T, C]`), or `None` for no sub-layer.
     fn build(&self, path: &nn::Path, dims: &Dims) -> Option<Layer>;
 }
