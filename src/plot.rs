@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::metrics::read_rows;
 
 /// The course's curves for tasks 1–7: `task,iteration,train_loss,val_loss`.
 const REFERENCE: &str = include_str!("../course/reference-losses.csv");
@@ -70,22 +71,17 @@ impl Curve {
         } else {
             latest_run(dir)?
         };
-        let path = run.join("metrics.csv");
-        let text = std::fs::read_to_string(&path)
-            .map_err(Error::io(format!("reading {}", path.display())))?;
-        let malformed =
-            |line: String| Error::Usage(format!("{}: malformed row {line:?}", path.display()));
-        let mut rows = parse_rows(&text).map_err(malformed)?;
-        if x_axis == XAxis::Minutes {
-            // The fourth column, elapsed_seconds, becomes the x coordinate.
-            for (row, line) in rows.iter_mut().zip(text.lines().skip(1)) {
-                let seconds = line
-                    .split(',')
-                    .nth(3)
-                    .and_then(|f| f.trim().parse::<f64>().ok());
-                row[0] = seconds.ok_or_else(|| malformed(line.to_string()))? / 60.0;
-            }
-        }
+        let rows = read_rows(&run.join("metrics.csv"))?;
+        let rows = rows
+            .iter()
+            .map(|row| {
+                let x = match x_axis {
+                    XAxis::Iteration => row.iteration as f64,
+                    XAxis::Minutes => row.elapsed_seconds / 60.0,
+                };
+                [x, row.train_loss, row.val_loss]
+            })
+            .collect();
         let label = run
             .components()
             .rev()
@@ -101,13 +97,14 @@ impl Curve {
 
     /// The course's curve for `task` (`task01` … `task07`).
     pub fn reference(task: &str) -> Result<Curve> {
-        let rows: Vec<[f64; 3]> = REFERENCE
-            .lines()
-            .skip(1)
-            .filter_map(|line| line.strip_prefix(task)?.strip_prefix(','))
-            .map(|rest| parse_row(rest).ok_or(rest))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|line| Error::Usage(format!("malformed reference row {line:?}")))?;
+        let rows: Vec<[f64; 3]> = csv::Reader::from_reader(REFERENCE.as_bytes())
+            .deserialize::<ReferenceRow>()
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::Usage(format!("malformed reference row: {e}")))?
+            .into_iter()
+            .filter(|row| row.task == task)
+            .map(|row| [row.iteration as f64, row.train_loss, row.val_loss])
+            .collect();
         if rows.is_empty() {
             return Err(Error::Usage(format!(
                 "no reference curve for {task:?}; the course has task01 … task07"
@@ -209,19 +206,13 @@ fn curve(label: String, rows: Vec<[f64; 3]>) -> Curve {
     }
 }
 
-/// `[iteration, train, val]` of each data row of a metrics CSV; the malformed line on failure.
-fn parse_rows(text: &str) -> std::result::Result<Vec<[f64; 3]>, String> {
-    text.lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| parse_row(line).ok_or_else(|| line.to_string()))
-        .collect()
-}
-
-/// `iteration,train,val[,…]`.
-fn parse_row(row: &str) -> Option<[f64; 3]> {
-    let mut fields = row.split(',').map(|f| f.trim().parse::<f64>().ok());
-    Some([fields.next()??, fields.next()??, fields.next()??])
+/// A row of the course's reference curves.
+#[derive(Debug, serde::Deserialize)]
+struct ReferenceRow {
+    task: String,
+    iteration: i64,
+    train_loss: f64,
+    val_loss: f64,
 }
 
 /// The latest run directory (by name: run ids are UTC timestamps) with a `metrics.csv` in `dir`.
@@ -282,12 +273,24 @@ mod tests {
     }
 
     #[test]
-    fn rows_parse_or_name_the_bad_line() {
-        let csv = "iteration,train_loss,val_loss,elapsed_seconds\n0,4.2,4.3,0.1\n500,2.5,2.6,3.0\n";
-        assert_eq!(
-            parse_rows(csv).unwrap(),
-            [[0.0, 4.2, 4.3], [500.0, 2.5, 2.6]]
-        );
-        assert_eq!(parse_rows("h\n1,x,2\n").unwrap_err(), "1,x,2");
+    fn run_curves_come_from_metrics_csv_in_iterations_or_minutes() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv =
+            "iteration,train_loss,val_loss,elapsed_seconds\n0,4.2,4.3,0.0\n500,2.5,2.6,120.0\n";
+        std::fs::write(dir.path().join("metrics.csv"), csv).unwrap();
+        let curve = Curve::of_run(dir.path(), XAxis::Iteration).unwrap();
+        assert_eq!(curve.val, [(0.0, 4.3), (500.0, 2.6)]);
+        assert_eq!(curve.train, [(0.0, 4.2), (500.0, 2.5)]);
+        let curve = Curve::of_run(dir.path(), XAxis::Minutes).unwrap();
+        assert_eq!(curve.val, [(0.0, 4.3), (2.0, 2.6)]);
+        std::fs::write(
+            dir.path().join("metrics.csv"),
+            "iteration,train_loss,val_loss,elapsed_seconds\n1,x,2,3\n",
+        )
+        .unwrap();
+        let error = Curve::of_run(dir.path(), XAxis::Iteration)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("metrics.csv: malformed row"), "{error}");
     }
 }

@@ -84,6 +84,10 @@ pub struct TrialResult {
     pub run_dir: PathBuf,
 }
 
+/// The most combinations a sweep's `vary` may make (each one is a training run; the list of them
+/// is held in memory).
+pub const MAX_COMBINATIONS: usize = 1_000_000;
+
 impl SweepSpec {
     pub fn load(path: &Path) -> Result<SweepSpec> {
         let bad = |message: String| Error::Usage(format!("sweep {}: {message}", path.display()));
@@ -99,6 +103,17 @@ impl SweepSpec {
             return Err(bad(
                 "vary needs at least one field, each with at least one value".into(),
             ));
+        }
+        let combinations = sweep
+            .vary
+            .values()
+            .try_fold(1usize, |product, values| product.checked_mul(values.len()))
+            .filter(|&n| n <= MAX_COMBINATIONS);
+        if combinations.is_none() {
+            return Err(bad(format!(
+                "vary makes more than {MAX_COMBINATIONS} combinations; vary fewer fields or \
+                 values, or use search: random"
+            )));
         }
         if sweep.search == Search::Random && sweep.trials.is_none_or(|n| n == 0) {
             return Err(bad("search: random needs trials: N (at least 1)".into()));
@@ -347,28 +362,33 @@ const FIXED_COLUMNS: [&str; 5] = [
 ];
 
 fn write_results(path: &Path, fields: &[String], results: &[TrialResult]) -> Result<()> {
-    let mut csv = std::iter::once("trial".to_string())
-        .chain(fields.iter().cloned())
-        .chain(FIXED_COLUMNS.iter().map(|c| c.to_string()))
-        .collect::<Vec<_>>()
-        .join(",");
-    csv.push('\n');
+    let header: Vec<&str> = std::iter::once("trial")
+        .chain(fields.iter().map(String::as_str))
+        .chain(FIXED_COLUMNS)
+        .collect();
     let mut sorted: Vec<&TrialResult> = results.iter().collect();
     sorted.sort_by_key(|r| r.index);
-    for r in sorted {
-        let row: Vec<String> = std::iter::once(r.index.to_string())
-            .chain(r.values.iter().map(|v| v.replace(',', ";")))
-            .chain([
-                format!("{:.4}", r.best_val),
-                format!("{:.4}", r.final_val),
-                r.iterations.to_string(),
-                format!("{:.1}", r.seconds),
-                r.run_dir.display().to_string(),
-            ])
-            .collect();
-        csv.push_str(&row.join(","));
-        csv.push('\n');
-    }
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let written = writer.write_record(&header).and_then(|()| {
+        sorted.iter().try_for_each(|r| {
+            // Values are quoted where they need it (a mapping's one-line JSON has commas).
+            let row: Vec<String> = std::iter::once(r.index.to_string())
+                .chain(r.values.iter().cloned())
+                .chain([
+                    format!("{:.4}", r.best_val),
+                    format!("{:.4}", r.final_val),
+                    r.iterations.to_string(),
+                    format!("{:.1}", r.seconds),
+                    r.run_dir.display().to_string(),
+                ])
+                .collect();
+            writer.write_record(&row)
+        })
+    });
+    let csv = written
+        .map_err(|e| e.to_string())
+        .and_then(|()| writer.into_inner().map_err(|e| e.to_string()))
+        .map_err(|e| Error::Usage(format!("writing {}: {e}", path.display())))?;
     let partial = PathBuf::from(format!("{}.partial", path.display()));
     std::fs::write(&partial, csv).map_err(Error::io(format!("writing {}", partial.display())))?;
     std::fs::rename(&partial, path).map_err(Error::io(format!("renaming to {}", path.display())))
@@ -381,34 +401,46 @@ fn read_results(path: &Path, fields: &[String]) -> Result<Vec<TrialResult>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io(format!("reading {}", path.display()))(e)),
     };
-    let malformed =
-        |line: &str| Error::Usage(format!("{}: malformed row {line:?}", path.display()));
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(text.as_bytes());
     let columns = 1 + fields.len() + FIXED_COLUMNS.len();
-    let mut lines = text.lines();
-    let header = lines.next().unwrap_or_default();
-    if header.split(',').count() != columns {
+    let header = reader
+        .headers()
+        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?
+        .clone();
+    if header.len() != columns {
         return Err(Error::Usage(format!(
-            "{} has other columns than this sweep ({header}); move it away to start over",
-            path.display()
+            "{} has other columns than this sweep ({}); move it away to start over",
+            path.display(),
+            header.iter().collect::<Vec<_>>().join(",")
         )));
     }
-    lines
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let cells: Vec<&str> = line.split(',').collect();
-            if cells.len() != columns {
-                return Err(malformed(line));
+    reader
+        .records()
+        .map(|record| {
+            let record = record.map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+            let malformed = || {
+                Error::Usage(format!(
+                    "{}: malformed row {:?}",
+                    path.display(),
+                    record.iter().collect::<Vec<_>>()
+                ))
+            };
+            if record.len() != columns {
+                return Err(malformed());
             }
-            let number = |i: usize| cells[i].parse::<f64>().map_err(|_| malformed(line));
+            let cell = |i: usize| &record[i];
+            let number = |i: usize| cell(i).parse::<f64>().map_err(|_| malformed());
             let n = fields.len();
             Ok(TrialResult {
-                index: cells[0].parse().map_err(|_| malformed(line))?,
-                values: cells[1..=n].iter().map(|v| v.to_string()).collect(),
+                index: cell(0).parse().map_err(|_| malformed())?,
+                values: (1..=n).map(|i| cell(i).to_string()).collect(),
                 best_val: number(n + 1)?,
                 final_val: number(n + 2)?,
-                iterations: cells[n + 3].parse().map_err(|_| malformed(line))?,
+                iterations: cell(n + 3).parse().map_err(|_| malformed())?,
                 seconds: number(n + 4)?,
-                run_dir: PathBuf::from(cells[n + 5]),
+                run_dir: PathBuf::from(cell(n + 5)),
             })
         })
         .collect()
@@ -437,6 +469,27 @@ mod tests {
     }
 
     #[test]
+    fn a_grid_of_more_combinations_than_can_be_listed_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.yaml");
+        let values = format!(
+            "[{}]",
+            (0..100)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let vary: String = (0..4).map(|i| format!("  f{i}: {values}\n")).collect();
+        std::fs::write(
+            &path,
+            format!("base: x\nbudget: {{iters: 1}}\nvary:\n{vary}"),
+        )
+        .unwrap();
+        let error = SweepSpec::load(&path).unwrap_err().to_string();
+        assert!(error.contains("more than 1000000 combinations"), "{error}");
+    }
+
+    #[test]
     fn a_random_search_draws_distinct_combinations_from_its_seed() {
         let s = sweep("base: x\nsearch: random\ntrials: 4\nseed: 3\nbudget: {iters: 1}\nvary: {a: [1, 2, 3], b: [4, 5, 6]}\n");
         let first = s.trials();
@@ -444,6 +497,22 @@ mod tests {
         assert_eq!(first, s.trials(), "same seed, same trials");
         for (i, a) in first.iter().enumerate() {
             assert!(first[i + 1..].iter().all(|b| a != b), "distinct");
+        }
+    }
+
+    /// The committed results of `sweeps/task09.yaml` (mapping values) are what the sweep makes of
+    /// its trials now, so running it again resumes instead of refusing the table.
+    #[test]
+    fn the_committed_task09_results_match_its_trials() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps");
+        let sweep = SweepSpec::load(&root.join("task09.yaml")).unwrap();
+        let fields: Vec<String> = sweep.vary.keys().cloned().collect();
+        let results = read_results(&root.join("task09.results.csv"), &fields).unwrap();
+        let trials = sweep.trials();
+        assert_eq!(results.len(), trials.len());
+        for result in &results {
+            let values: Vec<String> = trials[result.index].iter().map(|(_, v)| show(v)).collect();
+            assert_eq!(result.values, values, "trial {}", result.index);
         }
     }
 
