@@ -16,10 +16,23 @@ then
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/requirements.txt"
 fi
 
-# torch-sys finds libtorch through this interpreter; build.rs bakes its lib directory into the
-# binaries' rpath, so nothing is needed at run time.
-export LIBTORCH_USE_PYTORCH=1
+# torch-sys finds libtorch at .venv/libtorch, the torch wheel's package directory: the committed
+# .cargo/config.toml names that path, so plain `cargo build` / `cargo test` work in any shell after
+# this setup. build.rs bakes its lib directory into the binaries' rpath: nothing is needed at run
+# time either.
+TORCH_DIR="$("$VENV/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')"
+if [ "$(readlink "$VENV/libtorch" 2>/dev/null)" != "$TORCH_DIR" ]; then
+  ln -sfn "$TORCH_DIR" "$VENV/libtorch"
+fi
 export PATH="$VENV/bin:$PATH"
+
+# `cargo insta test` / `cargo insta review` for the snapshot tests: cargo-insta of the same version
+# as the insta crate in Cargo.lock (one time, into ~/.cargo/bin).
+INSTA_VERSION=1.49.0
+if ! cargo insta --version 2>/dev/null | grep -q " $INSTA_VERSION\b"; then
+  echo "installing cargo-insta $INSTA_VERSION (one time)..." >&2
+  cargo install --quiet --locked cargo-insta --version "$INSTA_VERSION"
+fi
 
 # The course corpus: use the shared copy when there is one (else the program downloads it).
 if [ -z "${GPTBUILD_DATA:-}" ] && [ -f "$ROOT/../shared/data/tinyshakespeare.txt" ]; then
