@@ -549,7 +549,7 @@ fn evaluate(args: EvaluateArgs, out: &mut dyn Write) -> Result<()> {
     MemoryEstimate::inference(
         &loaded.spec.model,
         loaded.vocab.len() as i64,
-        crate::evaluate::TOKENS_PER_FORWARD as u64,
+        resources::EVALUATION_TOKENS as u64,
         &format!("evaluation (context {block_size})"),
     )
     .check(device)?;

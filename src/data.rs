@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
+use crate::resources::MemoryEstimate;
 use crate::vocab::Vocabulary;
 
 /// Environment variable naming the corpus file.
@@ -101,6 +102,10 @@ pub fn read_corpus(path: &Path) -> Result<String> {
         path: path.to_path_buf(),
         message,
     };
+    let size = std::fs::metadata(path)
+        .map_err(|e| corpus_error(e.to_string()))?
+        .len();
+    MemoryEstimate::corpus(size).check(Device::Cpu)?;
     let bytes = std::fs::read(path).map_err(|e| corpus_error(e.to_string()))?;
     if bytes.is_empty() {
         return Err(corpus_error("the file is empty".into()));

@@ -81,12 +81,13 @@ pub enum Error {
     /// Work whose tensors cannot fit in the memory available, refused before allocating them.
     #[error(
         "{what} needs about {needed} of memory, more than the {available} available on this \
-         machine; lower the batch size, the context length or the model's width"
+         machine; {remedy}"
     )]
     OutOfMemory {
         what: String,
         needed: String,
         available: String,
+        remedy: &'static str,
     },
 
     #[error("{context}: {source}")]

@@ -19,10 +19,7 @@ use tch::{Kind, Reduction, Tensor};
 
 use crate::data::{Dataset, Split};
 use crate::model::Gpt;
-
-/// Tokens per forward pass during evaluation: big enough to amortise per-call overhead, small
-/// enough that the attention weights of a large model fit comfortably in memory.
-pub const TOKENS_PER_FORWARD: i64 = 1 << 15;
+use crate::resources::EVALUATION_TOKENS;
 
 /// `cross_entropy`'s marker for a target to leave out of the sum.
 const IGNORED_TARGET: i64 = -100;
@@ -123,7 +120,7 @@ pub fn mean_loss(model: &Gpt, dataset: &Dataset, split: Split, offsets: &[i64]) 
 /// chunks, without dropout or gradients.
 fn summed_loss(model: &Gpt, dataset: &Dataset, split: Split, windows: &[Window]) -> (f64, i64) {
     let block_size = model.dims().block_size;
-    let per_forward = (TOKENS_PER_FORWARD / block_size).max(1) as usize;
+    let per_forward = (EVALUATION_TOKENS / block_size).max(1) as usize;
     tch::no_grad(|| {
         windows
             .chunks(per_forward)

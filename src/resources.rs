@@ -21,12 +21,15 @@
 //! more threads than the laptop can bear is refused.
 
 use crate::error::{Error, Result};
-use crate::evaluate::TOKENS_PER_FORWARD;
 use crate::layers::Dims;
 use crate::spec::{ModelSpec, Spec};
 
 /// The most libtorch threads allowed per available core.
 pub const THREADS_PER_CORE: i64 = 4;
+
+/// Tokens per forward pass when evaluating: big enough to amortise per-call overhead, small enough
+/// that the attention weights of a large model fit comfortably in memory.
+pub const EVALUATION_TOKENS: i64 = 1 << 15;
 
 /// Bytes in one fp32 value: activations and weights are fp32 (bf16 only narrows the products).
 const FLOAT_BYTES: u64 = 4;
@@ -68,7 +71,12 @@ pub struct MemoryEstimate {
     pub bytes: u64,
     /// What was estimated, for the error: "training (batch 64 × context 256)".
     pub what: String,
+    /// What would make it fit, for the error.
+    pub remedy: &'static str,
 }
+
+/// How a model's work is made smaller.
+const SMALLER_MODEL: &str = "lower the batch size, the context length or the model's width";
 
 impl MemoryEstimate {
     /// Training: weights, gradients, AdamW's two moments and its flat copy, plus a training
@@ -81,12 +89,13 @@ impl MemoryEstimate {
         let step = tokens.saturating_mul(training_floats_per_token(&spec.model, &dims));
         // The training log's evaluation draws `eval_iters × batch_size` window offsets up front.
         let windows = saturating(spec.training.eval_iters, batch).saturating_mul(24);
-        let evaluation = Self::inference_activations(&spec.model, &dims, TOKENS_PER_FORWARD as u64);
+        let evaluation = Self::inference_activations(&spec.model, &dims, EVALUATION_TOKENS as u64);
         MemoryEstimate {
             bytes: weights
                 .saturating_add(step.saturating_mul(FLOAT_BYTES).max(evaluation))
                 .saturating_add(windows),
             what: format!("training (batch {batch} × context {block})"),
+            remedy: SMALLER_MODEL,
         }
     }
 
@@ -98,6 +107,17 @@ impl MemoryEstimate {
         MemoryEstimate {
             bytes: weights.saturating_add(Self::inference_activations(model, &dims, tokens)),
             what: what.to_string(),
+            remedy: SMALLER_MODEL,
+        }
+    }
+
+    /// Reading a corpus of `bytes` bytes: the text, its token ids (8 bytes per character) and
+    /// their copy in the dataset's tensors.
+    pub fn corpus(bytes: u64) -> Self {
+        MemoryEstimate {
+            bytes: bytes.saturating_mul(17),
+            what: format!("reading a corpus of {bytes} bytes"),
+            remedy: "use a smaller corpus",
         }
     }
 
@@ -110,6 +130,7 @@ impl MemoryEstimate {
                 "the model (n_embd {}, {} blocks)",
                 dims.n_embd, dims.n_layer
             ),
+            remedy: SMALLER_MODEL,
         }
     }
 
@@ -150,6 +171,7 @@ impl MemoryEstimate {
                 what: self.what.clone(),
                 needed: gib(self.bytes),
                 available: gib(available),
+                remedy: self.remedy,
             }),
             _ => Ok(()),
         }

@@ -70,3 +70,24 @@ fn work_beyond_the_available_memory_is_refused() {
     // The estimate of the same work on a GPU is left to its allocator.
     assert!(estimate.check(Device::Cuda(0)).is_ok());
 }
+
+/// A corpus too large to hold is refused before a byte of it is read (a sparse file of a terabyte
+/// takes no disk).
+#[test]
+fn a_corpus_beyond_the_available_memory_is_refused_unread() {
+    if available_memory().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.txt");
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let message = gptbuild::data::read_corpus(&path).unwrap_err().to_string();
+    assert!(
+        message.starts_with("reading a corpus of 1099511627776 bytes needs about ")
+            && message.ends_with("use a smaller corpus"),
+        "{message}"
+    );
+}
