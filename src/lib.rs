@@ -1,38 +1,36 @@
 //! gptbuild: decoder-only GPT language models from declarative YAML specs, trained on a character
 //! corpus (Tiny Shakespeare) with libtorch through tch.
 //!
-//! The flow: [`spec`] (what to build, validated) → [`layers`] / [`model`] (the built network) →
-//! [`train`] (AdamW from [`optim`] on batches from [`data`]) → [`checkpoint`] and [`sample`]
-//! (over a sliding [`context`] with a KV cache). [`run`] ties them together for `gptbuild run`,
-//! [`stream`] for `gptbuild sample`; [`evaluate`] scores a checkpoint on a whole split. [`cli`] is
-//! the command line, [`interrupt`] its Ctrl-C.
+//! The folders are the pipeline, and data flows one way through them:
+//!
+//! | stage | what |
+//! |---|---|
+//! | [`spec`] | what to build and how to train it: parsed, validated, resolved; its JSON Schema |
+//! | [`layers`] | the transformer, one concept per file, grouped by family |
+//! | [`model`] | the GPT assembled from the layers; its parameter table and FLOPs |
+//! | [`data`] | the corpus (found, downloaded, verified), its vocabulary, batches |
+//! | [`train`] | the trainer, AdamW, evaluation over windows of the corpus |
+//! | [`generate`] | sampling, the sliding context with its KV cache, streaming text |
+//! | [`artifacts`] | what a run leaves on disk: checkpoints, run directories, metrics |
+//! | [`workflow`] | the commands' work composed from the stages: run, sweep, bench, plot |
+//! | [`cli`] | the command line |
+//!
+//! Beside them, used by all: [`error`] (every failure as a value), [`files`] (written whole or not
+//! at all), [`resources`] (what the machine can bear), [`interrupt`] (Ctrl-C), [`registry`] (the layer kinds' schemas).
 
-pub mod bench;
-pub mod checkpoint;
+pub mod artifacts;
 pub mod cli;
-pub mod context;
 pub mod data;
 pub mod error;
-pub mod evaluate;
+pub mod files;
+pub mod generate;
 pub mod interrupt;
 pub mod layers;
-pub mod metrics;
 pub mod model;
-pub mod optim;
-pub mod plot;
-pub mod precision;
-pub mod progress;
+pub mod registry;
 pub mod resources;
-pub mod run;
-pub mod run_dir;
-pub mod sample;
-pub mod schedule;
-pub mod schema;
 pub mod spec;
-pub mod stream;
-pub mod summary;
-pub mod sweep;
 pub mod train;
-pub mod vocab;
+pub mod workflow;
 
 pub use error::{Error, Result};

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{architecture_files, build, load_spec, spec_from, VOCAB_SIZE};
+use gptbuild::model::summary::parameter_table;
 use gptbuild::spec::Spec;
-use gptbuild::summary::parameter_table;
 use tch::{Device, Kind, Tensor};
 
 #[test]

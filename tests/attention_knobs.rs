@@ -5,9 +5,9 @@ mod common;
 
 use common::tolerance::{self, assert_fp32_close, model_depth, FP32};
 use common::{build, spec_from, VOCAB_SIZE};
-use gptbuild::layers::position_alibi::{slopes, Alibi};
-use gptbuild::layers::position_none::NoPositions;
-use gptbuild::layers::position_rope::Rope;
+use gptbuild::layers::position::alibi::{slopes, Alibi};
+use gptbuild::layers::position::none::NoPositions;
+use gptbuild::layers::position::rope::Rope;
 use gptbuild::layers::{Dims, PositionKind, PositionalEncoding};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};

@@ -242,11 +242,11 @@ fn evaluate_scores_every_character_of_the_splits() {
 fn untrained_checkpoint(dir: &Path) -> String {
     let spec = common::load_spec(&common::repo_root().join("architectures/task01.yaml"));
     let (vs, _) = common::build(&spec, 0);
-    let vocab = gptbuild::vocab::Vocabulary::from_text(
+    let vocab = gptbuild::data::vocab::Vocabulary::from_text(
         &std::fs::read_to_string(common::corpus_path()).unwrap(),
     );
     let checkpoint = dir.join("m.safetensors");
-    gptbuild::checkpoint::save(&checkpoint, &vs, &spec, &vocab, 0).unwrap();
+    gptbuild::artifacts::checkpoint::save(&checkpoint, &vs, &spec, &vocab, 0).unwrap();
     checkpoint.to_str().unwrap().to_string()
 }
 

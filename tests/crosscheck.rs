@@ -15,9 +15,9 @@ use std::process::Command;
 use common::random_spec::random_spec;
 use common::tolerance;
 use common::{architecture_files, build, load_spec, spec_from, VOCAB_SIZE};
-use gptbuild::checkpoint;
+use gptbuild::artifacts::checkpoint;
+use gptbuild::data::vocab::Vocabulary;
 use gptbuild::spec::Spec;
-use gptbuild::vocab::Vocabulary;
 use tch::{Device, Kind, Tensor};
 
 /// How many random specs are checked on every test run.

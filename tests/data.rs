@@ -2,8 +2,8 @@
 
 mod common;
 
+use gptbuild::data::vocab::Vocabulary;
 use gptbuild::data::{read_corpus, sha256_hex, Dataset, Split, SplitMix64, CORPUS_SHA256};
-use gptbuild::vocab::Vocabulary;
 use tch::Device;
 
 #[test]

@@ -6,12 +6,12 @@ mod common;
 
 use common::spec_from;
 use common::tolerance::{self, assert_fp32_close_scalar, model_depth, FP32};
+use gptbuild::data::vocab::Vocabulary;
 use gptbuild::data::{Dataset, Split};
-use gptbuild::evaluate::{score_split, WindowPlan};
 use gptbuild::model::Gpt;
 use gptbuild::spec::{TrainingSpec, ValEval};
+use gptbuild::train::evaluate::{score_split, WindowPlan};
 use gptbuild::train::Trainer;
-use gptbuild::vocab::Vocabulary;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 

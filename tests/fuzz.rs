@@ -3,9 +3,9 @@
 
 mod common;
 
-use gptbuild::checkpoint;
+use gptbuild::artifacts::checkpoint;
+use gptbuild::data::vocab::Vocabulary;
 use gptbuild::spec::Spec;
-use gptbuild::vocab::Vocabulary;
 use proptest::prelude::*;
 use tch::Device;
 

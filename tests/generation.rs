@@ -7,9 +7,10 @@ mod common;
 use common::random_spec::random_spec;
 use common::tolerance::{assert_fp32_close, compare, model_depth, FP32};
 use common::{architecture_files, build, load_spec, spec_from, VOCAB_SIZE};
-use gptbuild::context::Context;
+use gptbuild::generate::context::Context;
+use gptbuild::generate::sample::generate;
 use gptbuild::model::Gpt;
-use gptbuild::sample::{generate, Decoding};
+use gptbuild::spec::Decoding;
 use tch::{Device, Tensor};
 
 /// Next-token logits `[vocab]` from a full forward pass over `window`.

@@ -6,8 +6,8 @@ mod common;
 
 use common::tolerance::{self, assert_fp32_close, FP32};
 use common::{build, spec_from, VOCAB_SIZE};
-use gptbuild::layers::position_none::NoPositions;
-use gptbuild::layers::position_sinusoidal::sinusoid_table;
+use gptbuild::layers::position::none::NoPositions;
+use gptbuild::layers::position::sinusoidal::sinusoid_table;
 use tch::{Device, Kind, Tensor};
 
 #[test]
@@ -30,7 +30,7 @@ fn the_sinusoid_table_is_the_papers_formula() {
 
 #[test]
 fn rmsnorm_normalises_the_root_mean_square_not_the_mean() {
-    use gptbuild::layers::rms_norm::RmsNormKind;
+    use gptbuild::layers::norm::rms_norm::RmsNormKind;
     use gptbuild::layers::NormKind;
     let vs = tch::nn::VarStore::new(Device::Cpu);
     let norm = RmsNormKind { eps: 1e-8 }.build(&vs.root(), 6);
@@ -170,7 +170,7 @@ fn swiglu_matches_the_mlps_weights_and_the_papers_formula() {
     let (vs, _) = build(&spec("{kind: swiglu}"), 0);
     let v = vs.variables();
     let w = |name: &str| v[&format!("blocks.0.ffwd.{name}.weight")].shallow_clone();
-    use gptbuild::layers::feed_forward_swiglu::SwiGluKind;
+    use gptbuild::layers::feed_forward::swiglu::SwiGluKind;
     use gptbuild::layers::FeedForwardKind;
     let dims = spec("{kind: swiglu}").dims(VOCAB_SIZE);
     let layer_vs = tch::nn::VarStore::new(Device::Cpu);
@@ -213,7 +213,7 @@ fn tied_embeddings_are_one_matrix() {
 
     let spec = spec_from(&yaml.replace("TIE", "true"));
     let _optimizer =
-        gptbuild::optim::AdamW::new(vs.trainable_variables(), spec.training.adamw.clone());
+        gptbuild::train::optim::AdamW::new(vs.trainable_variables(), spec.training.adamw.clone());
     let embedding = vs.variables()["token_embedding.weight"].shallow_clone();
     let _ = tch::no_grad(|| embedding.shallow_clone().zero_());
     let ids = Tensor::from_slice(&[1i64, 2, 3, 4]).unsqueeze(0);

@@ -4,7 +4,7 @@
 mod common;
 
 use gptbuild::spec::Spec;
-use gptbuild::sweep::sweep;
+use gptbuild::workflow::sweep::sweep;
 
 #[test]
 fn a_sweep_trains_each_trial_once_and_keeps_the_best() {

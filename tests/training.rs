@@ -5,9 +5,9 @@ mod common;
 
 use common::tolerance::{self, model_depth, FP32};
 use common::{architecture_files, build, corpus_path, load_spec, VOCAB_SIZE};
-use gptbuild::checkpoint;
-use gptbuild::run::{run, RunOptions, RunOutcome, BEST_CHECKPOINT_FILE, CHECKPOINT_FILE};
-use gptbuild::vocab::Vocabulary;
+use gptbuild::artifacts::checkpoint;
+use gptbuild::data::vocab::Vocabulary;
+use gptbuild::workflow::run::{run, RunOptions, RunOutcome, BEST_CHECKPOINT_FILE, CHECKPOINT_FILE};
 use tch::{Device, Kind, Tensor};
 
 /// A short, single-threaded run of `spec` with the given seed, in a temporary directory.

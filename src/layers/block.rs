@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::{Device, Tensor};
 
-use super::feed_forward_none::NoFeedForward;
-use super::layer_norm::LayerNormKind;
+use super::feed_forward::none::NoFeedForward;
+use super::norm::layer_norm::LayerNormKind;
 use super::{
     Attention, AttentionCache, AttentionKind, Dims, FeedForwardKind, Layer, NormKind,
     PositionalEncoding,

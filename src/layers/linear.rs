@@ -5,7 +5,7 @@
 //! own default is √6 times wider, which would make our curves differ from the course's from the
 //! very first step. Shapes: `[.., in] -> [.., out]`.
 //!
-//! Under mixed precision ([`crate::precision`]) the product runs in bf16 on bf16 copies of the
+//! Under mixed precision ([`crate::layers::precision`]) the product runs in bf16 on bf16 copies of the
 //! input and the fp32 weights; [`Linear::forward`] returns fp32, [`Linear::forward_compute`] leaves
 //! the output in bf16 for a layer that multiplies it again.
 

@@ -1,25 +1,23 @@
-//! The transformer, one concept per file, in the order a reader meets them:
+//! The transformer, one concept per file, grouped by family, in the order a reader meets them:
 //!
 //! | file | concept |
 //! |---|---|
-//! | [`linear`] | the affine map every other layer is made of |
+//! | [`linear`] | the affine map every other layer is made of ([`precision`]: in fp32 or bf16) |
 //! | [`token_embedding`] | characters become vectors |
-//! | [`position_learned`] | where a character sits, learned (GPT) |
-//! | [`position_sinusoidal`], [`position_none`] | fixed sinusoids (the original Transformer), or nothing |
-//! | [`position_rope`], [`position_alibi`] | relative positions inside attention: rotations (RoPE), distance penalties (ALiBi) |
+//! | [`position`]`/` [`learned`](position::learned), [`sinusoidal`](position::sinusoidal), [`none`](position::none) | where a character sits: added to its vector (GPT, the original Transformer), or nothing |
+//! | [`position`]`/` [`rope`](position::rope), [`alibi`](position::alibi) | relative positions inside attention: rotations (RoPE), distance penalties (ALiBi) |
 //! | [`init`] | the values the weights start from (PyTorch's, GPT-2's) |
-//! | [`attention_head`] | one causal self-attention head: tokens talk to their past |
-//! | [`multi_head_attention`] | several heads side by side, grouped key/value heads, optionally projected back |
-//! | [`qk_norm`] | normalised queries and keys |
-//! | [`fused_attention`] | the same heads computed all at once, for speed |
-//! | [`kv_cache`] | generation without recomputing the past: cached keys and values |
-//! | [`feed_forward_none`], [`feed_forward_linear`], [`feed_forward_mlp`], [`feed_forward_swiglu`] | tokens think on their own |
-//! | [`layer_norm`], [`rms_norm`] | keep activations well scaled |
+//! | [`attention`]`/` [`scores`](attention::scores), [`head`](attention::head) | one causal self-attention head: tokens talk to their past |
+//! | [`attention`]`/` [`multi_head`](attention::multi_head), [`qk_norm`](attention::qk_norm) | several heads side by side, grouped key/value heads, normalised queries and keys |
+//! | [`attention`]`/` [`fused`](attention::fused) | the same heads computed all at once, for speed |
+//! | [`attention`]`/` [`kv_cache`](attention::kv_cache) | generation without recomputing the past: cached keys and values |
+//! | [`feed_forward`]`/` [`none`](feed_forward::none), [`linear`](feed_forward::linear), [`mlp`](feed_forward::mlp), [`swiglu`](feed_forward::swiglu) | tokens think on their own |
+//! | [`norm`]`/` [`layer_norm`](norm::layer_norm), [`rms_norm`](norm::rms_norm) | keep activations well scaled |
 //! | [`block`] | communication + computation, with optional residuals and norms |
 //!
 //! Each *kind* a spec can name (`position: {kind: learned}`, `feed_forward: {kind: mlp}`, …) is a
 //! serde struct registered with [`typetag`] under that name, living in the same file as the layer
-//! it builds. Adding a kind is a new file here plus its `mod` line: the spec parser, the resolved
+//! it builds. Adding a kind is a new file in its family's folder plus its `mod` line: the spec parser, the resolved
 //! spec and the checkpoint metadata pick it up through the registry.
 
 use std::fmt::Debug;
@@ -27,30 +25,19 @@ use std::fmt::Debug;
 use tch::nn;
 use tch::{Device, Kind, Tensor};
 
+use attention::kv_cache::KeyValueCache;
 use init::InitScheme;
-use kv_cache::KeyValueCache;
 
 use crate::error::SpecError;
 
-pub mod attention_head;
+pub mod attention;
 pub mod block;
-pub mod feed_forward_linear;
-pub mod feed_forward_mlp;
-pub mod feed_forward_none;
-pub mod feed_forward_swiglu;
-pub mod fused_attention;
+pub mod feed_forward;
 pub mod init;
-pub mod kv_cache;
-pub mod layer_norm;
 pub mod linear;
-pub mod multi_head_attention;
-pub mod position_alibi;
-pub mod position_learned;
-pub mod position_none;
-pub mod position_rope;
-pub mod position_sinusoidal;
-pub mod qk_norm;
-pub mod rms_norm;
+pub mod norm;
+pub mod position;
+pub mod precision;
 pub mod token_embedding;
 
 /// The sizes and settings every layer builds itself from, fixed by the spec and the corpus.
@@ -70,7 +57,7 @@ pub struct Dims {
     pub residual_dropout: f64,
     pub init: InitScheme,
     /// The dtype of the matrix products: fp32, or bf16 under mixed precision (see
-    /// [`crate::precision`]); weights and the residual stream stay fp32.
+    /// [`crate::layers::precision`]); weights and the residual stream stay fp32.
     pub compute: Kind,
 }
 
@@ -130,7 +117,7 @@ pub trait AttentionKind: Debug + Send + Sync {
 }
 
 /// A built attention layer, which can run over a whole sequence or, when generating, over new
-/// tokens that follow the ones in its [`kv_cache`].
+/// tokens that follow the ones in its [`kv_cache`](attention::kv_cache).
 /// `positions` is the model's positional scheme, which relative schemes apply inside attention.
 pub trait Attention: Debug + Send {
     /// `[B, T, C] -> [B, T, width]` over a whole sequence (training, evaluation, full recompute).

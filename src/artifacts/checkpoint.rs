@@ -1,0 +1,275 @@
+//! Checkpoints: the model's tensors in a safetensors file, named by their variable paths, with the
+//! resolved spec (YAML) and the vocabulary in the file's metadata — everything needed to rebuild
+//! and sample the model, readable from PyTorch with `safetensors.torch.load_file`.
+//!
+//! Beside it, `training.safetensors` holds what resuming needs besides the weights: the optimizer's
+//! moments, the step counter and the batch sampler's state.
+//!
+//! Files are written under a temporary name and renamed, so a crash never leaves half a checkpoint.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, SafeTensors, View};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use crate::data::vocab::Vocabulary;
+use crate::error::{Error, Result};
+use crate::files::write_whole;
+use crate::model::Gpt;
+use crate::spec::Spec;
+use crate::train::TrainingState;
+
+/// Identifies our checkpoints among other safetensors files.
+pub const FORMAT: &str = "gptbuild/1";
+
+/// Identifies a training-state file.
+pub const TRAINING_FORMAT: &str = "gptbuild-training/1";
+
+/// A model rebuilt from a checkpoint, with what it was trained from.
+#[derive(Debug)]
+pub struct LoadedModel {
+    pub spec: Spec,
+    pub vocab: Vocabulary,
+    /// Training iterations the weights had seen.
+    pub iteration: i64,
+    pub var_store: VarStore,
+    pub model: Gpt,
+}
+
+/// Writes every variable of `vs` plus spec, vocabulary and iteration to `path`, atomically.
+pub fn save(
+    path: &Path,
+    vs: &VarStore,
+    spec: &Spec,
+    vocab: &Vocabulary,
+    iteration: i64,
+) -> Result<()> {
+    let mut tensors: Vec<(String, HostTensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(name, t)| (name, HostTensor::from_tensor(&t)))
+        .collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let metadata = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("spec".to_string(), spec.to_yaml()),
+        ("vocab".to_string(), vocab.as_string()),
+        ("iteration".to_string(), iteration.to_string()),
+    ]);
+    write_atomically(path, tensors, metadata)
+}
+
+/// Writes a [`TrainingState`] to `path`, atomically.
+pub fn save_training_state(path: &Path, state: &TrainingState) -> Result<()> {
+    let tensors = vec![
+        (
+            "exp_avg".to_string(),
+            HostTensor::from_tensor(&state.exp_avg),
+        ),
+        (
+            "exp_avg_sq".to_string(),
+            HostTensor::from_tensor(&state.exp_avg_sq),
+        ),
+    ];
+    let last_evaluation = state
+        .last_evaluation
+        .map(|i| i.to_string())
+        .unwrap_or_default();
+    let metadata = HashMap::from([
+        ("format".to_string(), TRAINING_FORMAT.to_string()),
+        ("step".to_string(), state.step.to_string()),
+        ("batch_rng".to_string(), state.batch_rng.to_string()),
+        ("last_evaluation".to_string(), last_evaluation),
+    ]);
+    write_atomically(path, tensors, metadata)
+}
+
+/// Reads a [`TrainingState`] onto `device`. Foreign or damaged files are errors, never panics.
+pub fn load_training_state(path: &Path, device: Device) -> Result<TrainingState> {
+    let (bytes, meta) = read_with_format(path, TRAINING_FORMAT, "a gptbuild training state")?;
+    let bad = |message: String| checkpoint_error(path, message);
+    let number = |key: &str| -> Result<&str> {
+        meta.get(key)
+            .map(String::as_str)
+            .ok_or_else(|| bad(format!("metadata lacks `{key}`")))
+    };
+    let step = number("step")?
+        .parse()
+        .map_err(|_| bad("step is not a number".into()))?;
+    let batch_rng = number("batch_rng")?
+        .parse()
+        .map_err(|_| bad("batch_rng is not a number".into()))?;
+    let last_evaluation = match number("last_evaluation")? {
+        "" => None,
+        text => Some(
+            text.parse()
+                .map_err(|_| bad("last_evaluation is not a number".into()))?,
+        ),
+    };
+    let file =
+        SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("unreadable tensors ({e})")))?;
+    let moment = |name: &str| -> Result<Tensor> {
+        let view = file
+            .tensor(name)
+            .map_err(|_| bad(format!("tensor `{name}` is missing")))?;
+        if view.dtype() != Dtype::F32 || view.shape().len() != 1 {
+            return Err(bad(format!("tensor `{name}` is not a flat F32 vector")));
+        }
+        let shape = [view.shape()[0] as i64];
+        Ok(Tensor::from_data_size(view.data(), &shape, Kind::Float).to_device(device))
+    };
+    Ok(TrainingState {
+        exp_avg: moment("exp_avg")?,
+        exp_avg_sq: moment("exp_avg_sq")?,
+        step,
+        batch_rng,
+        last_evaluation,
+    })
+}
+
+/// Reads a safetensors file whose metadata says `format`: its bytes and its metadata.
+fn read_with_format(
+    path: &Path,
+    format: &str,
+    what: &str,
+) -> Result<(Vec<u8>, HashMap<String, String>)> {
+    let bytes = std::fs::read(path).map_err(|e| checkpoint_error(path, e.to_string()))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| checkpoint_error(path, format!("not a safetensors file ({e})")))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    if meta.get("format").map(String::as_str) != Some(format) {
+        return Err(checkpoint_error(
+            path,
+            format!("not {what} (no `format: {format}` in its metadata)"),
+        ));
+    }
+    Ok((bytes, meta))
+}
+
+/// Serialises tensors and metadata to `path` through a temporary file and a rename.
+fn write_atomically(
+    path: &Path,
+    tensors: Vec<(String, HostTensor)>,
+    metadata: HashMap<String, String>,
+) -> Result<()> {
+    let bytes = safetensors::serialize(tensors, Some(metadata))
+        .map_err(|e| checkpoint_error(path, format!("cannot serialise: {e}")))?;
+    write_whole(path, &bytes)
+}
+
+/// Fails unless `checkpoint` holds the model `spec` describes (same resolved model section).
+pub fn ensure_same_model(checkpoint: &Path, spec: &Spec, trained: &Spec) -> Result<()> {
+    if serde_norway::to_string(&spec.model).ok() == serde_norway::to_string(&trained.model).ok() {
+        return Ok(());
+    }
+    Err(checkpoint_error(
+        checkpoint,
+        format!(
+            "holds a different model than spec {} describes (its model section differs from \
+             the one this checkpoint was trained with)",
+            spec.name()
+        ),
+    ))
+}
+
+/// Reads a checkpoint and rebuilds its model on `device`. Foreign, truncated or inconsistent files
+/// are errors, never panics.
+pub fn load(path: &Path, device: Device) -> Result<LoadedModel> {
+    let (bytes, meta) = read_with_format(path, FORMAT, "a gptbuild checkpoint")?;
+    let bad = |message: String| checkpoint_error(path, message);
+    let field = |key: &str| {
+        meta.get(key)
+            .ok_or_else(|| bad(format!("metadata lacks `{key}`")))
+    };
+    let spec =
+        Spec::from_yaml(field("spec")?).map_err(|e| bad(format!("its spec is invalid: {e}")))?;
+    let vocab = Vocabulary::from_chars(field("vocab")?.chars().collect()).map_err(bad)?;
+    let iteration = field("iteration")?
+        .parse()
+        .map_err(|_| bad("iteration is not a number".into()))?;
+
+    let file =
+        SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("unreadable tensors ({e})")))?;
+    let var_store = VarStore::new(device);
+    let model = Gpt::try_new(
+        &var_store.root(),
+        &spec.model,
+        spec.dims(vocab.len() as i64),
+    )
+    .map_err(|e| bad(format!("its spec: {e}")))?;
+    let variables = var_store.variables();
+    if file.len() != variables.len() {
+        return Err(bad(format!(
+            "holds {} tensors, its spec builds {}",
+            file.len(),
+            variables.len()
+        )));
+    }
+    for (name, var) in &variables {
+        let view = file
+            .tensor(name)
+            .map_err(|_| bad(format!("tensor `{name}` is missing")))?;
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        if view.dtype() != Dtype::F32 || shape != var.size() {
+            return Err(bad(format!(
+                "tensor `{name}` is {:?} {shape:?}, the model needs F32 {:?}",
+                view.dtype(),
+                var.size()
+            )));
+        }
+        let loaded = Tensor::from_data_size(view.data(), &shape, Kind::Float);
+        tch::no_grad(|| var.shallow_clone().copy_(&loaded));
+    }
+    Ok(LoadedModel {
+        spec,
+        vocab,
+        iteration,
+        var_store,
+        model,
+    })
+}
+
+fn checkpoint_error(path: &Path, message: String) -> Error {
+    Error::Checkpoint {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// A tensor copied to host memory as little-endian f32 bytes, in the form safetensors writes.
+struct HostTensor {
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl HostTensor {
+    fn from_tensor(t: &Tensor) -> Self {
+        let host = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+        let shape = host.size().iter().map(|&d| d as usize).collect();
+        let numel = host.numel();
+        let mut values = vec![0f32; numel];
+        host.copy_data(&mut values, numel);
+        HostTensor {
+            shape,
+            bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
+}
+
+impl View for HostTensor {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}

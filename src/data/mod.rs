@@ -1,0 +1,233 @@
+//! The corpus and the batches drawn from it.
+//!
+//! Finding the corpus, in order: `--data`, the environment variable `GPTBUILD_DATA`, the spec's
+//! `data.path`, `data/tinyshakespeare.txt`, and finally a download of the canonical public copy,
+//! kept only if its sha256 matches. The first 90% of the tokens train, the rest validate; a batch is
+//! `batch_size` windows of `block_size + 1` characters at uniformly random offsets, the targets
+//! being the inputs shifted by one.
+
+pub mod vocab;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tch::{Device, Kind, Tensor};
+
+use crate::data::vocab::Vocabulary;
+use crate::error::{Error, Result};
+use crate::files::write_whole;
+use crate::resources::MemoryEstimate;
+
+/// Environment variable naming the corpus file.
+pub const DATA_ENV: &str = "GPTBUILD_DATA";
+/// Environment variable overriding the download address (mirrors, tests).
+pub const DATA_URL_ENV: &str = "GPTBUILD_DATA_URL";
+/// Where the corpus is looked for, and downloaded to, relative to the working directory.
+pub const DEFAULT_CORPUS_PATH: &str = "data/tinyshakespeare.txt";
+/// The canonical public copy of Tiny Shakespeare (Karpathy's char-rnn).
+pub const CORPUS_URL: &str =
+    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt";
+/// sha256 of that copy (1,115,394 bytes).
+pub const CORPUS_SHA256: &str = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed";
+
+/// Finds the corpus file, downloading it if no local copy is named or present.
+pub fn locate_corpus(cli: Option<&Path>, spec: Option<&Path>) -> Result<PathBuf> {
+    let from_env = std::env::var_os(DATA_ENV)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    if let Some(named) = cli
+        .map(Path::to_path_buf)
+        .or(from_env)
+        .or_else(|| spec.map(Path::to_path_buf))
+    {
+        return Ok(named);
+    }
+    let default = PathBuf::from(DEFAULT_CORPUS_PATH);
+    if default.is_file() {
+        return Ok(default);
+    }
+    let url = std::env::var(DATA_URL_ENV).unwrap_or_else(|_| CORPUS_URL.to_string());
+    eprintln!(
+        "downloading Tiny Shakespeare from {url} to {}",
+        default.display()
+    );
+    download_verified(&url, CORPUS_SHA256, &default)?;
+    Ok(default)
+}
+
+/// Downloads `url` to `dest` if and only if its sha256 is `sha256` (lower-case hex). The file is
+/// written under a temporary name and renamed, so `dest` never holds a partial or wrong download.
+pub fn download_verified(url: &str, sha256: &str, dest: &Path) -> Result<()> {
+    let failed = |message: String| Error::Download {
+        url: url.to_string(),
+        message,
+    };
+    let response = ureq::get(url)
+        .timeout(Duration::from_secs(60))
+        .call()
+        .map_err(|e| failed(e.to_string()))?;
+    let mut bytes = Vec::new();
+    response
+        .into_reader()
+        .take(64 << 20)
+        .read_to_end(&mut bytes)
+        .map_err(|e| failed(e.to_string()))?;
+    let actual = sha256_hex(&bytes);
+    if actual != sha256 {
+        return Err(Error::Checksum {
+            url: url.to_string(),
+            expected: sha256.to_string(),
+            actual,
+        });
+    }
+    if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
+    }
+    write_whole(dest, &bytes)
+}
+
+/// Lower-case hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Reads the corpus as UTF-8 text; missing, empty and non-UTF-8 files are errors.
+pub fn read_corpus(path: &Path) -> Result<String> {
+    let corpus_error = |message: String| Error::Corpus {
+        path: path.to_path_buf(),
+        message,
+    };
+    let size = std::fs::metadata(path)
+        .map_err(|e| corpus_error(e.to_string()))?
+        .len();
+    MemoryEstimate::corpus(size).check(Device::Cpu)?;
+    let bytes = std::fs::read(path).map_err(|e| corpus_error(e.to_string()))?;
+    if bytes.is_empty() {
+        return Err(corpus_error("the file is empty".into()));
+    }
+    String::from_utf8(bytes).map_err(|e| corpus_error(format!("not UTF-8 text ({e})")))
+}
+
+/// Which part of the corpus to draw from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Val,
+}
+
+/// The encoded corpus, split in two, ready to serve batches.
+#[derive(Debug)]
+pub struct Dataset {
+    train: Tensor,
+    val: Tensor,
+    block_size: i64,
+}
+
+impl Dataset {
+    /// Encodes `text` with `vocab` and splits it; each split must hold more than `block_size` tokens.
+    pub fn new(
+        text: &str,
+        vocab: &Vocabulary,
+        train_fraction: f64,
+        block_size: i64,
+        device: Device,
+    ) -> Result<Self> {
+        let ids = vocab.encode(text)?;
+        let n_train = (train_fraction * ids.len() as f64) as usize;
+        let (train, val) = ids.split_at(n_train);
+        for (name, split) in [("training", train), ("validation", val)] {
+            if split.len() as i64 <= block_size {
+                return Err(Error::CorpusTooShort {
+                    split: name,
+                    len: split.len(),
+                    block_size,
+                });
+            }
+        }
+        Ok(Dataset {
+            train: Tensor::from_slice(train).to_device(device),
+            val: Tensor::from_slice(val).to_device(device),
+            block_size,
+        })
+    }
+
+    /// Number of tokens in a split.
+    pub fn len(&self, split: Split) -> i64 {
+        self.tokens(split).size()[0]
+    }
+
+    fn tokens(&self, split: Split) -> &Tensor {
+        match split {
+            Split::Train => &self.train,
+            Split::Val => &self.val,
+        }
+    }
+
+    /// Random window offsets for a batch: each in `0..len - block_size`, as the course draws them.
+    pub fn random_offsets(&self, split: Split, batch_size: i64, rng: &mut SplitMix64) -> Vec<i64> {
+        let range = (self.len(split) - self.block_size) as u64;
+        (0..batch_size).map(|_| rng.below(range) as i64).collect()
+    }
+
+    /// Inputs and targets `[B, block_size]` for windows starting at `offsets`.
+    pub fn batch_at(&self, split: Split, offsets: &[i64]) -> (Tensor, Tensor) {
+        let data = self.tokens(split);
+        let starts = Tensor::from_slice(offsets)
+            .to_device(data.device())
+            .unsqueeze(1);
+        let steps = Tensor::arange(self.block_size + 1, (Kind::Int64, data.device())).unsqueeze(0);
+        let windows = data.take(&(starts + steps));
+        let x = windows.narrow(1, 0, self.block_size);
+        let y = windows.narrow(1, 1, self.block_size);
+        (x, y)
+    }
+
+    /// A random batch of inputs and targets, `[batch_size, block_size]` each.
+    pub fn batch(&self, split: Split, batch_size: i64, rng: &mut SplitMix64) -> (Tensor, Tensor) {
+        let offsets = self.random_offsets(split, batch_size, rng);
+        self.batch_at(split, &offsets)
+    }
+}
+
+/// SplitMix64 (Steele, Lea & Flood 2014): a tiny, fast, seedable generator whose whole state is one
+/// `u64`, so batch sampling is reproducible and independent of libtorch's generator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitMix64 {
+    state: u64,
+}
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> Self {
+        SplitMix64 { state: seed }
+    }
+
+    /// An independent stream for `(seed, stream)`: different streams never share a state sequence
+    /// in practice, so e.g. evaluation batches do not depend on how many training batches were drawn.
+    pub fn stream(seed: u64, stream: u64) -> Self {
+        let mut mixer = SplitMix64::new(stream ^ 0x6A09_E667_F3BC_C909);
+        SplitMix64::new(seed ^ mixer.next_u64())
+    }
+
+    /// The whole state, to save; [`SplitMix64::new`] with it continues the same sequence.
+    pub fn state(&self) -> u64 {
+        self.state
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (Lemire's multiply-shift; the bias, below n/2⁶⁴, is immaterial here).
+    pub fn below(&mut self, n: u64) -> u64 {
+        ((self.next_u64() as u128 * n as u128) >> 64) as u64
+    }
+}

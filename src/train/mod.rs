@@ -1,0 +1,225 @@
+//! Training: draw a batch, predict every next character, step AdamW down the cross-entropy; every
+//! `eval_interval` iterations (and at the first and last) estimate the loss on both splits.
+
+pub mod evaluate;
+pub mod optim;
+
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
+
+use crate::data::{Dataset, Split, SplitMix64};
+use crate::error::{Error, Result};
+use crate::model::Gpt;
+use crate::spec::{DeviceSpec, TrainingSpec, ValEval};
+use crate::train::evaluate::{mean_loss, score_split};
+use crate::train::optim::AdamW;
+
+/// The batch-sampling stream of training; evaluations use streams `1 + iteration`.
+const TRAIN_STREAM: u64 = 0;
+
+/// Mixed into the seed for the per-iteration dropout seeds, so they share no stream with batches.
+const DROPOUT_SALT: u64 = 0xD50F_0A7E_5EED_0001;
+
+/// Average losses on both splits at one iteration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation {
+    pub iteration: i64,
+    pub train_loss: f64,
+    pub val_loss: f64,
+}
+
+impl Evaluation {
+    /// Whether both losses are numbers: a NaN or infinite loss means training diverged.
+    pub fn is_finite(&self) -> bool {
+        self.train_loss.is_finite() && self.val_loss.is_finite()
+    }
+
+    /// The course's log line.
+    pub fn log_line(&self) -> String {
+        format!(
+            "Epoch {}: avg train loss {:.4} | avg val loss {:.4}",
+            self.iteration, self.train_loss, self.val_loss
+        )
+    }
+}
+
+/// Whether the loop evaluates before the step of `iteration`: the first, every `eval_interval`-th
+/// and the last, as in the course.
+pub fn is_eval_iteration(iteration: i64, training: &TrainingSpec) -> bool {
+    iteration % training.eval_interval == 0 || iteration == training.max_iters - 1
+}
+
+/// The device a spec asks for, or an error if it is not there.
+pub fn select_device(wanted: DeviceSpec) -> Result<Device> {
+    match wanted {
+        DeviceSpec::Cpu => Ok(Device::Cpu),
+        DeviceSpec::Auto => Ok(Device::cuda_if_available()),
+        DeviceSpec::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+        DeviceSpec::Cuda => Err(Error::Device(
+            "the spec asks for cuda, but libtorch sees no GPU".into(),
+        )),
+    }
+}
+
+/// Everything besides the weights that a resumed run needs to continue exactly where it stopped.
+#[derive(Debug)]
+pub struct TrainingState {
+    /// AdamW's first and second moments, flat, laid out like the parameters.
+    pub exp_avg: Tensor,
+    pub exp_avg_sq: Tensor,
+    /// Iterations completed.
+    pub step: i64,
+    /// The batch sampler's generator state.
+    pub batch_rng: u64,
+    /// The iteration of the last evaluation, so that a resumed run does not evaluate it twice.
+    pub last_evaluation: Option<i64>,
+}
+
+/// A model, its optimizer and the data, advanced one iteration at a time.
+///
+/// Every random draw of training is a function of the seed and the iteration: batches come from
+/// a generator whose state is saved with the checkpoint, and libtorch's generator (dropout) is
+/// reseeded from `(seed, iteration)` before each step. So a run stopped and resumed computes the
+/// same losses as one that never stopped.
+pub struct Trainer<'a> {
+    pub model: Gpt,
+    pub var_store: VarStore,
+    optimizer: AdamW,
+    dataset: &'a Dataset,
+    training: TrainingSpec,
+    rng: SplitMix64,
+    last_evaluation: Option<i64>,
+    /// The loss of the last step (detached), for progress reports.
+    last_loss: Option<Tensor>,
+}
+
+impl<'a> Trainer<'a> {
+    pub fn new(
+        model: Gpt,
+        var_store: VarStore,
+        dataset: &'a Dataset,
+        training: &TrainingSpec,
+    ) -> Self {
+        let optimizer = AdamW::new(var_store.trainable_variables(), training.adamw.clone());
+        let rng = SplitMix64::stream(training.seed, TRAIN_STREAM);
+        Trainer {
+            model,
+            var_store,
+            optimizer,
+            dataset,
+            training: training.clone(),
+            rng,
+            last_evaluation: None,
+            last_loss: None,
+        }
+    }
+
+    /// Iterations completed so far.
+    pub fn iteration(&self) -> i64 {
+        self.optimizer.steps()
+    }
+
+    /// The loss of the last training step, if there was one (reading it waits for the device).
+    pub fn last_loss(&self) -> Option<f64> {
+        self.last_loss.as_ref().map(|loss| loss.double_value(&[]))
+    }
+
+    /// The state to save beside the weights.
+    pub fn state(&self) -> TrainingState {
+        let (exp_avg, exp_avg_sq, step) = self.optimizer.state();
+        TrainingState {
+            exp_avg: exp_avg.shallow_clone(),
+            exp_avg_sq: exp_avg_sq.shallow_clone(),
+            step,
+            batch_rng: self.rng.state(),
+            last_evaluation: self.last_evaluation,
+        }
+    }
+
+    /// Continues from a saved state (the weights are restored separately, into the model).
+    pub fn restore(&mut self, state: &TrainingState) -> std::result::Result<(), String> {
+        self.optimizer
+            .restore(&state.exp_avg, &state.exp_avg_sq, state.step)?;
+        self.rng = SplitMix64::new(state.batch_rng);
+        self.last_evaluation = state.last_evaluation;
+        Ok(())
+    }
+
+    /// One optimisation step on a fresh training batch.
+    pub fn step(&mut self) {
+        let (x, y) = self
+            .dataset
+            .batch(Split::Train, self.training.batch_size, &mut self.rng);
+        let dropout_seed =
+            SplitMix64::stream(self.training.seed ^ DROPOUT_SALT, self.iteration() as u64)
+                .next_u64();
+        tch::manual_seed(dropout_seed as i64);
+        let logits = self.model.forward_t(&x, true);
+        let loss = Gpt::loss(&logits, &y);
+        let lr = self
+            .training
+            .schedule
+            .learning_rate(self.training.learning_rate, self.iteration());
+        self.optimizer.minimise(&loss, lr, self.training.grad_clip);
+        self.last_loss = Some(loss.detach());
+    }
+
+    /// Whether the model was evaluated at its current iteration.
+    pub fn evaluated_now(&self) -> bool {
+        self.last_evaluation == Some(self.iteration())
+    }
+
+    /// Whether the loop evaluates before the next step: at the first, every `eval_interval`-th
+    /// and the last iteration, unless that evaluation already happened (before a resume).
+    pub fn evaluation_due(&self) -> bool {
+        let iteration = self.iteration();
+        is_eval_iteration(iteration, &self.training) && self.last_evaluation != Some(iteration)
+    }
+
+    /// Mean loss over `eval_iters` random batches of each split (or the whole validation split,
+    /// see `training.val_eval`), without dropout or gradients. The batches depend only on the
+    /// seed and the iteration, not on how training got there.
+    pub fn evaluate(&mut self) -> Evaluation {
+        let iteration = self.iteration();
+        let mut rng = SplitMix64::stream(self.training.seed, 1 + iteration as u64);
+        let mut split_loss = |split| {
+            let count = self.training.eval_iters * self.training.batch_size;
+            let offsets = self.dataset.random_offsets(split, count, &mut rng);
+            mean_loss(&self.model, self.dataset, split, &offsets)
+        };
+        let train_loss = split_loss(Split::Train);
+        let val_loss = match self.training.val_eval {
+            ValEval::Batches => split_loss(Split::Val),
+            ValEval::WholeSplit => {
+                let block_size = self.model.dims().block_size;
+                score_split(&self.model, self.dataset, Split::Val, block_size).loss
+            }
+        };
+        self.last_evaluation = Some(iteration);
+        Evaluation {
+            iteration,
+            train_loss,
+            val_loss,
+        }
+    }
+
+    /// Trains to `max_iters`, calling `on_eval` after each evaluation and `after_step` after each
+    /// step; `after_step` returning false stops early. Returns whether training reached `max_iters`.
+    pub fn train(
+        &mut self,
+        mut on_eval: impl FnMut(&Trainer, &Evaluation) -> Result<()>,
+        mut after_step: impl FnMut(&Trainer) -> Result<bool>,
+    ) -> Result<bool> {
+        while self.iteration() < self.training.max_iters {
+            if self.evaluation_due() {
+                let evaluation = self.evaluate();
+                on_eval(self, &evaluation)?;
+            }
+            self.step();
+            if !after_step(self)? {
+                return Ok(self.iteration() >= self.training.max_iters);
+            }
+        }
+        Ok(true)
+    }
+}

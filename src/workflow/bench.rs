@@ -1,0 +1,162 @@
+//! `gptbuild bench SPEC`: how fast one training step of a spec's model runs here — forward,
+//! backward and AdamW on a random batch of the spec's shape — as median, min and max milliseconds
+//! after a warm-up, tokens per second, and model FLOP utilisation (MFU) against a matrix-multiply
+//! peak measured in the same process, so the number says how much of the machine the step uses.
+
+use std::time::Instant;
+
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::layers::precision::Precision;
+use crate::model::summary::FlopsPerToken;
+use crate::model::Gpt;
+use crate::resources::MemoryEstimate;
+use crate::spec::Spec;
+use crate::train::optim::AdamW;
+
+/// Tiny Shakespeare's vocabulary: the benchmark needs no corpus.
+const VOCAB_SIZE: i64 = 65;
+
+/// What `bench` measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchReport {
+    pub steps: usize,
+    pub median_ms: f64,
+    pub min_ms: f64,
+    pub max_ms: f64,
+    pub tokens_per_second: f64,
+    /// Training FLOPs per step (three forward passes' worth).
+    pub flops_per_step: f64,
+    /// The step's FLOPs over its median time.
+    pub achieved_gflops: f64,
+    /// Median matrix-multiply throughput measured here, in the step's compute dtype.
+    pub peak_gflops: f64,
+    /// The compute dtype of the step and of the peak.
+    pub precision: Precision,
+}
+
+impl BenchReport {
+    /// Model FLOP utilisation: achieved over peak.
+    pub fn mfu(&self) -> f64 {
+        self.achieved_gflops / self.peak_gflops
+    }
+
+    /// The report as printed by `gptbuild bench`.
+    pub fn table(&self) -> String {
+        format!(
+            "steps timed         {}\n\
+             ms per step         median {:.2}, min {:.2}, max {:.2}\n\
+             tokens per second   {:.0}\n\
+             GFLOP per step      {:.3}\n\
+             achieved GFLOP/s    {:.1}\n\
+             matmul peak GFLOP/s {:.1} ({}, measured now)\n\
+             MFU                 {:.1}%\n",
+            self.steps,
+            self.median_ms,
+            self.min_ms,
+            self.max_ms,
+            self.tokens_per_second,
+            self.flops_per_step / 1e9,
+            self.achieved_gflops,
+            self.peak_gflops,
+            self.precision.name(),
+            100.0 * self.mfu()
+        )
+    }
+}
+
+/// Times `steps` training steps of `spec`'s model on `device` after `warmup` untimed ones.
+pub fn bench(spec: &Spec, steps: u64, warmup: u64, device: Device) -> Result<BenchReport> {
+    if steps == 0 {
+        return Err(Error::Usage(
+            "--steps: at least one step must be timed, got 0".into(),
+        ));
+    }
+    MemoryEstimate::training(spec, VOCAB_SIZE).check(device)?;
+    tch::manual_seed(spec.training.seed as i64);
+    let vs = VarStore::new(device);
+    let model = Gpt::try_new(&vs.root(), &spec.model, spec.dims(VOCAB_SIZE))?;
+    let mut optimizer = AdamW::new(vs.trainable_variables(), spec.training.adamw.clone());
+    let (batch, block) = (spec.training.batch_size, spec.model.block_size);
+    let x = Tensor::randint(VOCAB_SIZE, [batch, block], (Kind::Int64, device));
+    let y = Tensor::randint(VOCAB_SIZE, [batch, block], (Kind::Int64, device));
+    let mut step = || {
+        let loss = Gpt::loss(&model.forward_t(&x, true), &y);
+        optimizer.minimise(&loss, spec.training.learning_rate, spec.training.grad_clip);
+        synchronize(device);
+    };
+    for _ in 0..warmup {
+        step();
+    }
+    let mut times: Vec<f64> = (0..steps)
+        .map(|_| {
+            let started = Instant::now();
+            step();
+            started.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    let median_ms = median(&times);
+    let flops_per_step =
+        FlopsPerToken::of(&vs, &spec.model).training as f64 * (batch * block) as f64;
+    Ok(BenchReport {
+        steps: times.len(),
+        median_ms,
+        min_ms: times[0],
+        max_ms: times[times.len() - 1],
+        tokens_per_second: (batch * block) as f64 / (median_ms / 1000.0),
+        flops_per_step,
+        achieved_gflops: flops_per_step / (median_ms / 1000.0) / 1e9,
+        peak_gflops: matmul_peak_gflops(device, spec.training.precision.compute_kind()),
+        precision: spec.training.precision,
+    })
+}
+
+/// Median throughput of a square matrix product in `kind`, large enough to be compute-bound.
+pub fn matmul_peak_gflops(device: Device, kind: Kind) -> f64 {
+    let n = 1024i64;
+    let a = Tensor::randn([n, n], (kind, device));
+    let b = Tensor::randn([n, n], (kind, device));
+    let _ = a.matmul(&b);
+    synchronize(device);
+    let mut rates: Vec<f64> = (0..7)
+        .map(|_| {
+            let started = Instant::now();
+            let _ = a.matmul(&b);
+            synchronize(device);
+            2.0 * (n * n * n) as f64 / started.elapsed().as_secs_f64() / 1e9
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    median(&rates)
+}
+
+/// The middle of sorted values.
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// Waits for queued GPU work, so that wall time measures it.
+fn synchronize(device: Device) {
+    if let Device::Cuda(index) = device {
+        tch::Cuda::synchronize(index as i64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn the_median_is_the_middle() {
+        assert_eq!(median(&[1.0, 2.0, 9.0]), 2.0);
+        assert_eq!(median(&[1.0, 2.0, 4.0, 9.0]), 3.0);
+    }
+}
