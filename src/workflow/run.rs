@@ -38,20 +38,42 @@ pub const BEST_CHECKPOINT_FILE: &str = "best.safetensors";
 /// The training state's file name inside a run directory (what resuming needs besides weights).
 pub const TRAINING_STATE_FILE: &str = "training.safetensors";
 
-/// Command-line choices that override the spec (the resolved spec records the result).
-#[derive(Debug, Clone, Default)]
+/// The spec fields a run can override, from the command line (`gptbuild run`'s flags) or a caller;
+/// the resolved spec records the result.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct RunOptions {
+    /// Corpus file (else $GPTBUILD_DATA, the spec's data.path, data/tinyshakespeare.txt, download).
+    #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Where run directories are created.
+    #[arg(long)]
     pub runs_dir: Option<PathBuf>,
+    /// Training iterations.
+    #[arg(long = "iters", value_name = "ITERS")]
     pub max_iters: Option<i64>,
+    /// Iterations between evaluations.
+    #[arg(long)]
     pub eval_interval: Option<i64>,
+    /// Batches per split in each evaluation.
+    #[arg(long)]
     pub eval_iters: Option<i64>,
+    /// Seed for initialisation, batches, dropout and the sample.
+    #[arg(long)]
     pub seed: Option<u64>,
+    /// libtorch threads (0: one per core).
+    #[arg(long)]
     pub threads: Option<i64>,
+    #[arg(long, value_enum)]
     pub device: Option<DeviceSpec>,
-    /// Continue the latest run of the spec from its checkpoint, if there is one.
+    /// Continue the latest run of this spec from its last checkpoint (optimizer state, step
+    /// counter and random streams included); starts a new run if there is none.
+    #[arg(long)]
     pub resume: bool,
+    /// Stop training after this many minutes of wall time, with a final evaluation.
+    #[arg(long)]
     pub max_minutes: Option<f64>,
+    /// Matrix products in fp32, or bf16 mixed precision (fp32 weights, norms, softmax and loss).
+    #[arg(long, value_enum)]
     pub precision: Option<Precision>,
 }
 

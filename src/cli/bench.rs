@@ -1,0 +1,43 @@
+//! `gptbuild bench`: time training steps of a spec's model.
+
+use std::io::Write;
+
+use crate::error::{Error, Result};
+use crate::layers::precision::Precision;
+use crate::resources;
+use crate::spec::{find_spec, DeviceSpec, Spec};
+use crate::train::select_device;
+use crate::workflow::bench::bench;
+
+/// `gptbuild bench`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    pub spec: String,
+    /// Timed steps (the median is reported), at least 1.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub steps: u64,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: u64,
+    /// libtorch threads (default: the spec's training.threads).
+    #[arg(long)]
+    pub threads: Option<i64>,
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceSpec>,
+    /// fp32 or bf16 mixed precision (default: the spec's training.precision); the matmul
+    /// peak is measured in the same dtype.
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
+}
+
+pub fn execute(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
+    let mut spec = Spec::load(&find_spec(&args.spec)?)?;
+    spec.training.precision = args.precision.unwrap_or(spec.training.precision);
+    match args.threads {
+        Some(threads) => resources::set_threads(threads, "--threads")?,
+        None => resources::set_threads(spec.training.threads, "training.threads")?,
+    }
+    let device = select_device(args.device.unwrap_or(spec.training.device))?;
+    let report = bench(&spec, args.steps, args.warmup, device)?;
+    write!(out, "{}", report.table()).map_err(Error::io("writing the report"))
+}
