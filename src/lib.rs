@@ -16,7 +16,7 @@
 //! | [`cli`] | the command line |
 //!
 //! Beside them, used by all: [`error`] (every failure as a value), [`files`] (written whole or not
-//! at all), [`resources`] (what the machine can bear), [`interrupt`] (Ctrl-C), [`registry`] (the layer kinds' schemas).
+//! at all), [`resources`] (what the machine can bear), [`interrupt`] (Ctrl-C), [`registry`] (the layer kinds' schemas), [`validate`] (the checks every spec field goes through).
 
 pub mod artifacts;
 pub mod cli;
@@ -31,6 +31,7 @@ pub mod registry;
 pub mod resources;
 pub mod spec;
 pub mod train;
+pub mod validate;
 pub mod workflow;
 
 pub use error::{Error, Result};

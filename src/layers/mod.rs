@@ -29,6 +29,7 @@ use attention::kv_cache::KeyValueCache;
 use init::InitScheme;
 
 use crate::error::SpecError;
+pub use crate::validate::{require_eps, require_size, MAX_SIZE};
 
 pub mod attention;
 pub mod block;
@@ -161,37 +162,4 @@ pub trait NormKind: Debug + Send + Sync {
     }
     /// Builds the layer under `path`, normalising the last dimension of size `width`.
     fn build(&self, path: &nn::Path, width: i64) -> Layer;
-}
-
-/// Checks a normalisation epsilon: small, positive and finite.
-pub fn require_eps(eps: f64) -> Result<(), SpecError> {
-    if eps > 0.0 && eps.is_finite() {
-        Ok(())
-    } else {
-        Err(SpecError::new(
-            "eps",
-            format!("must be a small positive number, got {eps}"),
-        ))
-    }
-}
-
-/// The largest size (width, context, count) a spec may ask for: far beyond any model this tool
-/// can train, and small enough that products of two sizes never overflow.
-pub const MAX_SIZE: i64 = 1 << 24;
-
-/// Checks that a size is at least 1 and at most [`MAX_SIZE`], naming the field otherwise.
-pub fn require_size(field: &str, value: i64) -> Result<(), SpecError> {
-    if (1..=MAX_SIZE).contains(&value) {
-        Ok(())
-    } else if value < 1 {
-        Err(SpecError::new(
-            field,
-            format!("must be at least 1, got {value}"),
-        ))
-    } else {
-        Err(SpecError::new(
-            field,
-            format!("must be at most {MAX_SIZE}, got {value}"),
-        ))
-    }
 }
