@@ -6,8 +6,9 @@ mod common;
 use common::tolerance::{self, model_depth, FP32};
 use common::{architecture_files, build, corpus_path, load_spec, VOCAB_SIZE};
 use gptbuild::artifacts::checkpoint;
+use gptbuild::artifacts::run_dir::{BEST_CHECKPOINT_FILE, CHECKPOINT_FILE};
 use gptbuild::data::vocab::Vocabulary;
-use gptbuild::workflow::run::{run, RunOptions, RunOutcome, BEST_CHECKPOINT_FILE, CHECKPOINT_FILE};
+use gptbuild::workflow::run::{run, RunOptions, RunOutcome};
 use tch::{Device, Kind, Tensor};
 
 /// A short, single-threaded run of `spec` with the given seed, in a temporary directory.
@@ -349,4 +350,35 @@ fn a_time_budget_ends_training_with_a_final_evaluation() {
         .contains("Sampling 500 tokens"));
     let saved = checkpoint::load(&outcome.dir.join(CHECKPOINT_FILE), Device::Cpu).unwrap();
     assert_eq!(saved.iteration, outcome.iteration);
+}
+
+/// The wall-time budget ends training like the last iteration would: with an evaluation where it
+/// stopped, a checkpoint and the sample. (A budget of a few nanoseconds runs out after one step.)
+#[test]
+fn the_time_budget_ends_training_with_an_evaluation_and_a_sample() {
+    let _rng = common::torch_rng();
+    let runs = tempfile::tempdir().expect("temp dir");
+    let options = RunOptions {
+        data: Some(corpus_path()),
+        runs_dir: Some(runs.path().to_path_buf()),
+        max_iters: Some(50),
+        eval_iters: Some(2),
+        threads: Some(1),
+        device: Some(gptbuild::spec::DeviceSpec::Cpu),
+        max_minutes: Some(1e-10),
+        ..RunOptions::default()
+    };
+    let path = common::repo_root().join("architectures/task01.yaml");
+    let mut log = Vec::new();
+    let outcome = run(&path, &options, &mut log).expect("the run succeeds");
+    let iterations: Vec<i64> = outcome.evaluations.iter().map(|e| e.iteration).collect();
+    assert_eq!(
+        iterations,
+        [0, 1],
+        "evaluated before the first step and where time ran out"
+    );
+    assert!(outcome.finished && outcome.iteration == 1);
+    assert_eq!(outcome.sample.chars().count(), 501);
+    let saved = checkpoint::load(&outcome.dir.join(CHECKPOINT_FILE), Device::Cpu).unwrap();
+    assert_eq!(saved.iteration, 1);
 }

@@ -9,6 +9,24 @@ use crate::error::{Error, Result};
 /// The default root of all runs, relative to the working directory.
 pub const RUNS_DIR: &str = "runs";
 
+/// The resolved spec, inside a run directory.
+pub const SPEC_FILE: &str = "spec.yaml";
+
+/// The latest checkpoint: weights, with the resolved spec and the vocabulary in its metadata.
+pub const CHECKPOINT_FILE: &str = "model.safetensors";
+
+/// The checkpoint with the lowest validation loss so far, beside the latest one.
+pub const BEST_CHECKPOINT_FILE: &str = "best.safetensors";
+
+/// What resuming needs besides the weights: AdamW's moments, the step, the batch sampler's state.
+pub const TRAINING_STATE_FILE: &str = "training.safetensors";
+
+/// One row per evaluation.
+pub const METRICS_FILE: &str = "metrics.csv";
+
+/// The sample drawn after training.
+pub const SAMPLE_FILE: &str = "sample.txt";
+
 /// Creates a fresh run directory for `spec_name` under `root`.
 pub fn create(root: &Path, spec_name: &str) -> Result<PathBuf> {
     let parent = root.join(spec_name);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 
 use super::trained_model::TrainedModel;
-use crate::data::{locate_corpus, read_corpus, Dataset, Split};
+use crate::data::{load_corpus, Dataset, Split};
 use crate::error::{Error, Result};
 use crate::resources::{self, MemoryEstimate};
 use crate::spec::DeviceSpec;
@@ -75,8 +75,7 @@ pub fn execute(args: EvaluateArgs, out: &mut dyn Write) -> Result<()> {
         &format!("evaluation (context {block_size})"),
     )
     .check(device)?;
-    let corpus = locate_corpus(args.data.as_deref(), loaded.spec.data.path.as_deref())?;
-    let text = read_corpus(&corpus)?;
+    let text = load_corpus(args.data.as_deref(), loaded.spec.data.path.as_deref())?;
     let dataset = Dataset::new(
         &text,
         &loaded.vocab,

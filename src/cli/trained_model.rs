@@ -6,10 +6,9 @@ use std::path::{Path, PathBuf};
 use tch::Device;
 
 use crate::artifacts::checkpoint;
-use crate::artifacts::run_dir::{self, RUNS_DIR};
+use crate::artifacts::run_dir::{self, BEST_CHECKPOINT_FILE, CHECKPOINT_FILE, RUNS_DIR};
 use crate::error::{Error, Result};
 use crate::spec::{find_spec, Spec};
-use crate::workflow::run::{BEST_CHECKPOINT_FILE, CHECKPOINT_FILE};
 
 /// Which trained model a command reads: a checkpoint file, or the latest run of a spec.
 #[derive(Debug, clap::Args)]

@@ -32,6 +32,11 @@ pub const CORPUS_URL: &str =
 /// sha256 of that copy (1,115,394 bytes).
 pub const CORPUS_SHA256: &str = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed";
 
+/// The corpus text: found (or downloaded) by [`locate_corpus`], then read by [`read_corpus`].
+pub fn load_corpus(cli: Option<&Path>, spec: Option<&Path>) -> Result<String> {
+    read_corpus(&locate_corpus(cli, spec)?)
+}
+
 /// Finds the corpus file, downloading it if no local copy is named or present.
 pub fn locate_corpus(cli: Option<&Path>, spec: Option<&Path>) -> Result<PathBuf> {
     let from_env = std::env::var_os(DATA_ENV)

@@ -4,6 +4,8 @@
 pub mod evaluate;
 pub mod optim;
 
+use std::time::{Duration, Instant};
+
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
@@ -203,23 +205,65 @@ impl<'a> Trainer<'a> {
         }
     }
 
-    /// Trains to `max_iters`, calling `on_eval` after each evaluation and `after_step` after each
-    /// step; `after_step` returning false stops early. Returns whether training reached `max_iters`.
-    pub fn train(
-        &mut self,
-        mut on_eval: impl FnMut(&Trainer, &Evaluation) -> Result<()>,
-        mut after_step: impl FnMut(&Trainer) -> Result<bool>,
-    ) -> Result<bool> {
-        while self.iteration() < self.training.max_iters {
+    /// Trains to `max_iters` (or until the wall-time budget, `training.max_minutes`, runs out),
+    /// reporting every evaluation and every step to `observer`, which may also stop the loop.
+    /// An evaluation comes before the step of the first, every `eval_interval`-th and the last
+    /// iteration, and when the budget ends training (as the last iteration would have).
+    pub fn train(&mut self, observer: &mut dyn Observer) -> Result<Stop> {
+        let started = Instant::now();
+        let budget = self
+            .training
+            .max_minutes
+            .and_then(|minutes| Duration::try_from_secs_f64(minutes * 60.0).ok());
+        let max_iters = self.training.max_iters;
+        while self.iteration() < max_iters {
             if self.evaluation_due() {
                 let evaluation = self.evaluate();
-                on_eval(self, &evaluation)?;
+                observer.evaluated(self, &evaluation)?;
             }
             self.step();
-            if !after_step(self)? {
-                return Ok(self.iteration() >= self.training.max_iters);
+            if !observer.stepped(self)? {
+                return Ok(match self.iteration() >= max_iters {
+                    true => Stop::Finished,
+                    false => Stop::Interrupted,
+                });
+            }
+            let out_of_time = budget.is_some_and(|budget| started.elapsed() >= budget);
+            if out_of_time && self.iteration() < max_iters {
+                if !self.evaluated_now() {
+                    let evaluation = self.evaluate();
+                    observer.evaluated(self, &evaluation)?;
+                }
+                return Ok(Stop::OutOfTime);
             }
         }
-        Ok(true)
+        Ok(Stop::Finished)
     }
+}
+
+/// How [`Trainer::train`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// `max_iters` reached.
+    Finished,
+    /// The wall-time budget ran out; the model was evaluated where it stopped.
+    OutOfTime,
+    /// The observer asked to stop (Ctrl-C); a checkpoint lets the run resume.
+    Interrupted,
+}
+
+impl Stop {
+    /// Whether training ended as planned (all iterations, or all the time it was given).
+    pub fn completed(self) -> bool {
+        self != Stop::Interrupted
+    }
+}
+
+/// What the training loop reports to: the run's logging, metrics and checkpoints
+/// ([`crate::workflow::recorder`]), or a test's.
+pub trait Observer {
+    /// After each evaluation; an error (e.g. a diverged loss) stops training.
+    fn evaluated(&mut self, trainer: &Trainer, evaluation: &Evaluation) -> Result<()>;
+    /// After each step; `false` stops training (Ctrl-C).
+    fn stepped(&mut self, trainer: &Trainer) -> Result<bool>;
 }

@@ -5,38 +5,28 @@
 //! (optimizer moments, step, batch sampler state: what resuming needs), `best.safetensors` (the
 //! weights with the lowest validation loss so far, unless `keep_best: false`) and `sample.txt`.
 
-use crate::layers::precision::Precision;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-use std::time::{Duration, Instant};
 
 use tch::nn::VarStore;
 use tch::Device;
 
 use crate::artifacts::checkpoint;
 use crate::artifacts::metrics::Metrics;
-use crate::artifacts::run_dir;
+use crate::artifacts::run_dir::{
+    self, CHECKPOINT_FILE, METRICS_FILE, SAMPLE_FILE, SPEC_FILE, TRAINING_STATE_FILE,
+};
 use crate::data::vocab::Vocabulary;
-use crate::data::{locate_corpus, read_corpus, Dataset};
+use crate::data::{load_corpus, Dataset};
 use crate::error::{Error, Result};
 use crate::files::write_whole;
 use crate::generate::sample::generate;
-use crate::interrupt;
+use crate::layers::precision::Precision;
 use crate::model::Gpt;
 use crate::resources::{self, MemoryEstimate};
 use crate::spec::{DeviceSpec, Spec};
 use crate::train::{select_device, Evaluation, Trainer};
-use crate::workflow::progress::Progress;
-
-/// The checkpoint's file name inside a run directory.
-pub const CHECKPOINT_FILE: &str = "model.safetensors";
-
-/// The checkpoint with the lowest validation loss so far, beside the latest one.
-pub const BEST_CHECKPOINT_FILE: &str = "best.safetensors";
-
-/// The training state's file name inside a run directory (what resuming needs besides weights).
-pub const TRAINING_STATE_FILE: &str = "training.safetensors";
+use crate::workflow::recorder::Recorder;
 
 /// The spec fields a run can override, from the command line (`gptbuild run`'s flags) or a caller;
 /// the resolved spec records the result.
@@ -118,7 +108,8 @@ impl RunOptions {
 /// A checkpoint (weights + training state) is saved after every evaluation with finite losses, so
 /// a crash loses at most one evaluation interval; Ctrl-C / SIGTERM (once [`crate::interrupt`] is
 /// installed) stop after the current step with a checkpoint, and `resume` continues from it. A NaN
-/// or infinite loss stops the run with [`Error::Diverged`], keeping the last good checkpoint.
+/// or infinite loss stops the run with [`Error::Diverged`], keeping the last good checkpoint. What
+/// happens at each evaluation is the [`Recorder`]'s business.
 pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Result<RunOutcome> {
     let mut spec = Spec::load(spec_path)?;
     options.apply(&mut spec, spec_path)?;
@@ -128,19 +119,46 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
         None => "training.threads",
     };
     resources::set_threads(spec.training.threads, threads_field)?;
-
-    let corpus_path = locate_corpus(options.data.as_deref(), spec.data.path.as_deref())?;
-    let text = read_corpus(&corpus_path)?;
+    let text = load_corpus(options.data.as_deref(), spec.data.path.as_deref())?;
     let vocab = Vocabulary::from_text(&text);
-    let dataset = Dataset::new(
-        &text,
-        &vocab,
-        spec.data.train_fraction,
-        spec.model.block_size,
-        device,
-    )?;
+    let (train_fraction, block_size) = (spec.data.train_fraction, spec.model.block_size);
+    let dataset = Dataset::new(&text, &vocab, train_fraction, block_size, device)?;
     MemoryEstimate::training(&spec, vocab.len() as i64).check(device)?;
 
+    let (dir, mut trainer, metrics) = start_or_resume(&spec, options, &vocab, &dataset, device)?;
+    write_whole(&dir.join(SPEC_FILE), spec.to_yaml().as_bytes())?;
+    let mut recorder = Recorder::new(out, &dir, &spec, &vocab, metrics, &trainer);
+    let stop = trainer.train(&mut recorder);
+    recorder.finish_progress();
+    let stop = stop?;
+    recorder.save(&trainer)?;
+    let evaluations = std::mem::take(&mut recorder.evaluations);
+    drop(recorder);
+    let sample = match stop.completed() {
+        true => sample_after_training(&trainer.model, &spec, &vocab, device, out)?,
+        false => String::new(),
+    };
+    if stop.completed() {
+        write_whole(&dir.join(SAMPLE_FILE), sample.as_bytes())?;
+    }
+    Ok(RunOutcome {
+        dir,
+        evaluations,
+        sample,
+        finished: stop.completed(),
+        iteration: trainer.iteration(),
+    })
+}
+
+/// The run directory, trainer and metrics: the latest run of the spec continued (with
+/// `--resume`, when there is one), else a new run with freshly initialised weights.
+fn start_or_resume<'d>(
+    spec: &Spec,
+    options: &RunOptions,
+    vocab: &Vocabulary,
+    dataset: &'d Dataset,
+    device: Device,
+) -> Result<(PathBuf, Trainer<'d>, Metrics)> {
     let runs_root = options
         .runs_dir
         .clone()
@@ -149,124 +167,53 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
         .resume
         .then(|| run_dir::latest_with(&runs_root, spec.name(), TRAINING_STATE_FILE))
         .flatten();
-    let (dir, mut trainer, mut metrics) = match resumable {
-        Some(dir) => {
-            let (trainer, metrics) = resume(&dir, &spec, &vocab, &dataset, device)?;
-            eprintln!(
-                "resuming {} at iteration {}",
-                dir.display(),
-                trainer.iteration()
-            );
-            (dir, trainer, metrics)
-        }
-        None => {
-            if options.resume {
-                eprintln!("nothing to resume for {}: starting a new run", spec.name());
-            }
-            let dir = run_dir::create(&runs_root, spec.name())?;
-            tch::manual_seed(spec.training.seed as i64);
-            let var_store = VarStore::new(device);
-            let dims = spec.dims(vocab.len() as i64);
-            let model = Gpt::try_new(&var_store.root(), &spec.model, dims)?;
-            let trainer = Trainer::new(model, var_store, &dataset, &spec.training);
-            (dir, trainer, Metrics::new())
-        }
-    };
-    write_whole(&dir.join("spec.yaml"), spec.to_yaml().as_bytes())?;
-
-    let save = |trainer: &Trainer| -> Result<()> {
-        checkpoint::save_training_state(&dir.join(TRAINING_STATE_FILE), &trainer.state())?;
-        checkpoint::save(
-            &dir.join(CHECKPOINT_FILE),
-            &trainer.var_store,
-            &spec,
-            &vocab,
-            trainer.iteration(),
-        )
-    };
-    let progress = Progress::new(
-        trainer.iteration(),
-        spec.training.max_iters,
-        spec.training.batch_size * spec.model.block_size,
-    );
-    let mut evaluations = Vec::new();
-    let mut last_good = None;
-    let mut best_val = metrics.best_val_loss();
-    // Logs an evaluation, records it, and checkpoints the model (and the best one so far).
-    let mut record = |trainer: &Trainer, evaluation: &Evaluation| -> Result<()> {
-        progress.suspend(|| -> Result<()> {
-            writeln!(out, "{}", evaluation.log_line()).map_err(Error::io("writing the log"))?;
-            out.flush().map_err(Error::io("writing the log"))
-        })?;
-        metrics.record(evaluation);
-        write_whole(&dir.join("metrics.csv"), metrics.csv().as_bytes())?;
-        evaluations.push(*evaluation);
-        if !evaluation.is_finite() {
-            return Err(Error::Diverged {
-                iteration: evaluation.iteration,
-                dir: dir.clone(),
-                last_good,
-            });
-        }
-        save(trainer)?;
-        last_good = Some(evaluation.iteration);
-        if spec.training.keep_best && best_val.is_none_or(|best| evaluation.val_loss < best) {
-            best_val = Some(evaluation.val_loss);
-            checkpoint::save(
-                &dir.join(BEST_CHECKPOINT_FILE),
-                &trainer.var_store,
-                &spec,
-                &vocab,
-                trainer.iteration(),
-            )?;
-        }
-        Ok(())
-    };
-    let started = Instant::now();
-    let budget = spec
-        .training
-        .max_minutes
-        .and_then(|minutes| Duration::try_from_secs_f64(minutes * 60.0).ok());
-    let mut out_of_time = false;
-    let finished = trainer.train(&mut record, |trainer| {
-        progress.step(trainer);
-        out_of_time = budget.is_some_and(|budget| started.elapsed() >= budget);
-        Ok(!interrupt::requested() && !out_of_time)
-    });
-    progress.finish();
-    let mut finished = finished?;
-    if !finished && out_of_time && !interrupt::requested() {
-        // The time budget ends training like the last iteration would: with an evaluation.
-        if !trainer.evaluated_now() {
-            let evaluation = trainer.evaluate();
-            record(&trainer, &evaluation)?;
-        }
-        finished = true;
+    if let Some(dir) = resumable {
+        let (trainer, metrics) = resume(&dir, spec, vocab, dataset, device)?;
+        eprintln!(
+            "resuming {} at iteration {}",
+            dir.display(),
+            trainer.iteration()
+        );
+        return Ok((dir, trainer, metrics));
     }
-    save(&trainer)?;
-    if !finished {
-        return Ok(RunOutcome {
-            dir,
-            evaluations,
-            sample: String::new(),
-            finished,
-            iteration: trainer.iteration(),
-        });
+    if options.resume {
+        eprintln!("nothing to resume for {}: starting a new run", spec.name());
     }
+    let dir = run_dir::create(&runs_root, spec.name())?;
+    tch::manual_seed(spec.training.seed as i64);
+    let var_store = VarStore::new(device);
+    let model = Gpt::try_new(
+        &var_store.root(),
+        &spec.model,
+        spec.dims(vocab.len() as i64),
+    )?;
+    let trainer = Trainer::new(model, var_store, dataset, &spec.training);
+    Ok((dir, trainer, Metrics::new()))
+}
 
+/// The course's sample after training: `sampling.tokens` characters from a newline, printed.
+fn sample_after_training(
+    model: &Gpt,
+    spec: &Spec,
+    vocab: &Vocabulary,
+    device: Device,
+    out: &mut dyn Write,
+) -> Result<String> {
     let sampling = &spec.sampling;
+    let io = Error::io("writing the sample");
     writeln!(
         out,
         "Sampling {} tokens from a trained model:",
         sampling.tokens
     )
-    .map_err(Error::io("writing the log"))?;
+    .map_err(io)?;
     tch::manual_seed(sampling.seed as i64);
     let mut tokens = vec![0];
+    let count = Some(sampling.tokens.max(0) as u64);
     generate(
-        &trainer.model,
+        model,
         &[0],
-        Some(sampling.tokens.max(0) as u64),
+        count,
         &sampling.decoding(),
         true,
         device,
@@ -277,14 +224,7 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
     );
     let sample = vocab.decode(&tokens);
     writeln!(out, "{sample}").map_err(Error::io("writing the sample"))?;
-    write_whole(&dir.join("sample.txt"), sample.as_bytes())?;
-    Ok(RunOutcome {
-        dir,
-        evaluations,
-        sample,
-        finished,
-        iteration: trainer.iteration(),
-    })
+    Ok(sample)
 }
 
 /// Rebuilds the trainer of the run in `dir` from its checkpoint and training state, checking that
@@ -317,6 +257,6 @@ fn resume<'d>(
     }
     let mut trainer = Trainer::new(loaded.model, loaded.var_store, dataset, &spec.training);
     trainer.restore(&state).map_err(mismatch)?;
-    let metrics = Metrics::read(&dir.join("metrics.csv"), state.last_evaluation)?;
+    let metrics = Metrics::read(&dir.join(METRICS_FILE), state.last_evaluation)?;
     Ok((trainer, metrics))
 }

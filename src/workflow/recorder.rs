@@ -1,0 +1,121 @@
+//! The run's policy, in one place: what happens at each evaluation and step of training. The
+//! recorder prints the course's log line, appends to `metrics.csv`, stops a diverged run (keeping
+//! the last good checkpoint), saves the checkpoint and training state, keeps the best checkpoint so
+//! far, moves the progress bar, and stops the loop on Ctrl-C.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::artifacts::checkpoint;
+use crate::artifacts::metrics::Metrics;
+use crate::artifacts::run_dir::{
+    BEST_CHECKPOINT_FILE, CHECKPOINT_FILE, METRICS_FILE, TRAINING_STATE_FILE,
+};
+use crate::data::vocab::Vocabulary;
+use crate::error::{Error, Result};
+use crate::files::write_whole;
+use crate::interrupt;
+use crate::spec::Spec;
+use crate::train::{Evaluation, Observer, Trainer};
+use crate::workflow::progress::Progress;
+
+/// Observes one run's training, writing into its directory.
+pub struct Recorder<'r> {
+    out: &'r mut dyn Write,
+    dir: PathBuf,
+    spec: &'r Spec,
+    vocab: &'r Vocabulary,
+    metrics: Metrics,
+    progress: Progress,
+    /// This invocation's evaluations.
+    pub evaluations: Vec<Evaluation>,
+    /// The iteration of the last checkpoint with finite losses.
+    last_good: Option<i64>,
+    best_val: Option<f64>,
+}
+
+impl<'r> Recorder<'r> {
+    /// A recorder continuing `metrics` (empty for a new run) for a trainer at `trainer`'s iteration.
+    pub fn new(
+        out: &'r mut dyn Write,
+        dir: &Path,
+        spec: &'r Spec,
+        vocab: &'r Vocabulary,
+        metrics: Metrics,
+        trainer: &Trainer,
+    ) -> Self {
+        let tokens_per_step = spec.training.batch_size * spec.model.block_size;
+        let progress = Progress::new(
+            trainer.iteration(),
+            spec.training.max_iters,
+            tokens_per_step,
+        );
+        Recorder {
+            out,
+            dir: dir.to_path_buf(),
+            spec,
+            vocab,
+            best_val: metrics.best_val_loss(),
+            metrics,
+            progress,
+            evaluations: Vec::new(),
+            last_good: None,
+        }
+    }
+
+    /// The log line, on the output the run prints to (between progress bar redraws).
+    fn log(&mut self, line: &str) -> Result<()> {
+        let out = &mut self.out;
+        self.progress.suspend(|| -> Result<()> {
+            writeln!(out, "{line}").map_err(Error::io("writing the log"))?;
+            out.flush().map_err(Error::io("writing the log"))
+        })
+    }
+
+    /// Saves the weights (with the spec and vocabulary) and the training state.
+    pub fn save(&self, trainer: &Trainer) -> Result<()> {
+        let state = trainer.state();
+        checkpoint::save_training_state(&self.dir.join(TRAINING_STATE_FILE), &state)?;
+        self.save_weights(trainer, CHECKPOINT_FILE)
+    }
+
+    fn save_weights(&self, trainer: &Trainer, file: &str) -> Result<()> {
+        let path = self.dir.join(file);
+        let iteration = trainer.iteration();
+        checkpoint::save(&path, &trainer.var_store, self.spec, self.vocab, iteration)
+    }
+
+    /// Takes the progress bar off the terminal.
+    pub fn finish_progress(&self) {
+        self.progress.finish();
+    }
+}
+
+impl Observer for Recorder<'_> {
+    fn evaluated(&mut self, trainer: &Trainer, evaluation: &Evaluation) -> Result<()> {
+        self.log(&evaluation.log_line())?;
+        self.metrics.record(evaluation);
+        write_whole(&self.dir.join(METRICS_FILE), self.metrics.csv().as_bytes())?;
+        self.evaluations.push(*evaluation);
+        if !evaluation.is_finite() {
+            return Err(Error::Diverged {
+                iteration: evaluation.iteration,
+                dir: self.dir.clone(),
+                last_good: self.last_good,
+            });
+        }
+        self.save(trainer)?;
+        self.last_good = Some(evaluation.iteration);
+        let best = self.best_val.is_none_or(|best| evaluation.val_loss < best);
+        if self.spec.training.keep_best && best {
+            self.best_val = Some(evaluation.val_loss);
+            self.save_weights(trainer, BEST_CHECKPOINT_FILE)?;
+        }
+        Ok(())
+    }
+
+    fn stepped(&mut self, trainer: &Trainer) -> Result<bool> {
+        self.progress.step(trainer);
+        Ok(!interrupt::requested())
+    }
+}
