@@ -1,7 +1,9 @@
 //! The registry of layer kinds: every `kind:` a spec can name registers here, from its own file,
 //! with its family and its JSON Schema ([`register_kind!`](crate::register_kind)). The spec's schema
 //! ([`crate::spec::schema`]) and the tests read it; it depends on nothing else in the crate, so any
-//! layer may register without an import cycle.
+//! layer may register without an import cycle. A kind names itself twice, to typetag and here;
+//! `tests/registry.rs` checks that both sets agree in every family (and that the random specs of
+//! the equivalence tests use every kind).
 
 use schemars::{Schema, SchemaGenerator};
 

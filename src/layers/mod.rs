@@ -65,8 +65,7 @@ pub struct Dims {
 /// A layer that can be run in training mode (dropout on) or evaluation mode (dropout off).
 pub type Layer = Box<dyn nn::ModuleT>;
 
-/// How the model learns where each token sits. Registered kinds: `learned`, `sinusoidal`,
-/// `rope`, `alibi`, `none`.
+/// How the model learns where each token sits. Each kind registers itself ([`crate::registry`]).
 #[typetag::serde(tag = "kind")]
 pub trait PositionKind: Debug + Send + Sync {
     /// Checks the kind's own fields against the model's sizes.
@@ -102,7 +101,7 @@ pub trait PositionalEncoding: Debug + Send {
     }
 }
 
-/// How tokens exchange information. Registered kinds: `head`, `multi_head`.
+/// How tokens exchange information. Each kind registers itself ([`crate::registry`]).
 #[typetag::serde(tag = "kind")]
 pub trait AttentionKind: Debug + Send + Sync {
     /// Fills in derived sizes (e.g. the head size) and checks the kind's own fields.
@@ -139,7 +138,7 @@ pub trait Attention: Debug + Send {
 /// What one attention layer caches: the keys and values of all its key/value heads.
 pub type AttentionCache = KeyValueCache;
 
-/// The per-token computation after attention. Registered kinds: `none`, `linear`, `mlp`, `swiglu`.
+/// The per-token computation after attention. Each kind registers itself ([`crate::registry`]).
 #[typetag::serde(tag = "kind")]
 pub trait FeedForwardKind: Debug + Send + Sync {
     /// Fills in derived sizes and checks the kind's own fields.
@@ -153,7 +152,7 @@ pub trait FeedForwardKind: Debug + Send + Sync {
     fn build(&self, path: &nn::Path, dims: &Dims) -> Option<Layer>;
 }
 
-/// A normalisation layer. Registered kinds: `layernorm`, `rmsnorm`.
+/// A normalisation layer. Each kind registers itself ([`crate::registry`]).
 #[typetag::serde(tag = "kind")]
 pub trait NormKind: Debug + Send + Sync {
     /// Checks the kind's own fields.
