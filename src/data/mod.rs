@@ -6,6 +6,7 @@
 //! `batch_size` windows of `block_size + 1` characters at uniformly random offsets, the targets
 //! being the inputs shifted by one.
 
+pub mod tokenizer;
 pub mod vocab;
 
 use std::io::Read;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
-use crate::data::vocab::Vocabulary;
+use crate::data::tokenizer::Tokenizer;
 use crate::error::{Error, Result};
 use crate::files::write_whole;
 use crate::resources::MemoryEstimate;
@@ -134,15 +135,16 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    /// Encodes `text` with `vocab` and splits it; each split must hold more than `block_size` tokens.
+    /// Encodes `text` with `tokenizer` and splits it; each split must hold more than `block_size`
+    /// tokens.
     pub fn new(
         text: &str,
-        vocab: &Vocabulary,
+        tokenizer: &dyn Tokenizer,
         train_fraction: f64,
         block_size: i64,
         device: Device,
     ) -> Result<Self> {
-        let ids = vocab.encode(text)?;
+        let ids = tokenizer.encode(text)?;
         let n_train = (train_fraction * ids.len() as f64) as usize;
         let (train, val) = ids.split_at(n_train);
         for (name, split) in [("training", train), ("validation", val)] {

@@ -3,6 +3,7 @@
 
 pub mod evaluate;
 pub mod optim;
+pub mod replicas;
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use crate::model::Gpt;
 use crate::spec::{DeviceSpec, TrainingSpec, ValEval};
 use crate::train::evaluate::{mean_loss, score_split};
 use crate::train::optim::AdamW;
+use crate::train::replicas::{shard, Replicas, SingleProcess};
 
 /// The batch-sampling stream of training; evaluations use streams `1 + iteration`.
 const TRAIN_STREAM: u64 = 0;
@@ -93,6 +95,8 @@ pub struct Trainer<'a> {
     last_evaluation: Option<i64>,
     /// The loss of the last step (detached), for progress reports.
     last_loss: Option<Tensor>,
+    /// The other processes training the same model (none, by default).
+    replicas: Box<dyn Replicas>,
 }
 
 impl<'a> Trainer<'a> {
@@ -113,7 +117,15 @@ impl<'a> Trainer<'a> {
             rng,
             last_evaluation: None,
             last_loss: None,
+            replicas: Box::new(SingleProcess),
         }
+    }
+
+    /// Trains as one of several replicas: each step draws this replica's share of the batch and
+    /// averages the gradient with the others' ([`replicas`]).
+    pub fn with_replicas(mut self, replicas: Box<dyn Replicas>) -> Self {
+        self.replicas = replicas;
+        self
     }
 
     /// Iterations completed so far.
@@ -147,11 +159,15 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    /// One optimisation step on a fresh training batch.
+    /// One optimisation step on a fresh training batch (this replica's share of it).
     pub fn step(&mut self) {
+        let (rank, world_size) = (self.replicas.rank(), self.replicas.world_size());
+        let offsets =
+            self.dataset
+                .random_offsets(Split::Train, self.training.batch_size, &mut self.rng);
         let (x, y) = self
             .dataset
-            .batch(Split::Train, self.training.batch_size, &mut self.rng);
+            .batch_at(Split::Train, shard(&offsets, rank, world_size));
         let dropout_seed =
             SplitMix64::stream(self.training.seed ^ DROPOUT_SALT, self.iteration() as u64)
                 .next_u64();
@@ -162,7 +178,12 @@ impl<'a> Trainer<'a> {
             .training
             .schedule
             .learning_rate(self.training.learning_rate, self.iteration());
-        self.optimizer.minimise(&loss, lr, self.training.grad_clip);
+        // Where the replicas' gradients meet (one process: unchanged).
+        let gradient = self
+            .replicas
+            .average_gradient(self.optimizer.flat_gradient(&loss));
+        self.optimizer
+            .update(&gradient, lr, self.training.grad_clip);
         self.last_loss = Some(loss.detach());
     }
 

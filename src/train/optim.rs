@@ -119,15 +119,20 @@ impl AdamW {
         Ok(())
     }
 
-    /// Back-propagates `loss` to every parameter and takes one step with learning rate `lr`,
-    /// first rescaling the gradient to a global L2 norm of at most `clip`, if given.
+    /// Backpropagates `loss` and takes one step: [`AdamW::flat_gradient`], then [`AdamW::update`].
     pub fn minimise(&mut self, loss: &Tensor, lr: f64, clip: Option<f64>) {
+        let grad = self.flat_gradient(loss);
+        self.update(&grad, lr, clip);
+    }
+
+    /// The gradient of `loss` for every parameter, in one flat buffer laid out like the
+    /// parameters (a parameter the loss does not reach contributes zeros).
+    pub fn flat_gradient(&self, loss: &Tensor) -> Tensor {
         let grads = Tensor::run_backward(&[loss], &self.params, false, false);
-        let flat_grad = tch::no_grad(|| {
+        tch::no_grad(|| {
             let pieces: Vec<Tensor> = grads
                 .iter()
                 .zip(&self.params)
-                // A parameter the loss does not reach gets no gradient: treat it as zero.
                 .map(|(g, p)| {
                     if g.defined() {
                         g.reshape([-1])
@@ -137,12 +142,15 @@ impl AdamW {
                 })
                 .collect();
             Tensor::cat(&pieces, 0)
-        });
-        let flat_grad = match clip {
-            Some(max_norm) => clip_gradient(&flat_grad, max_norm),
-            None => flat_grad,
-        };
-        self.step_with(&flat_grad, lr);
+        })
+    }
+
+    /// One step from a flat gradient, clipped first to a global norm of `clip` if given.
+    pub fn update(&mut self, grad: &Tensor, lr: f64, clip: Option<f64>) {
+        match clip {
+            Some(max_norm) => self.step_with(&clip_gradient(grad, max_norm), lr),
+            None => self.step_with(grad, lr),
+        }
     }
 
     /// One update from a flat gradient laid out like the parameters.
