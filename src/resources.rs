@@ -65,6 +65,15 @@ pub fn set_threads(requested: i64, field: &str) -> Result<()> {
     Ok(())
 }
 
+/// Sets the thread count a command asks for: `--threads` when given, else the spec's
+/// `training.threads`; the error names whichever it was.
+pub fn set_threads_from(flag: Option<i64>, spec: i64) -> Result<()> {
+    match flag {
+        Some(threads) => set_threads(threads, "--threads"),
+        None => set_threads(spec, "training.threads"),
+    }
+}
+
 /// The memory a piece of work needs at its peak, and what it is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemoryEstimate {

@@ -33,10 +33,7 @@ pub struct BenchArgs {
 pub fn execute(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
     let mut spec = Spec::load(&find_spec(&args.spec)?)?;
     spec.training.precision = args.precision.unwrap_or(spec.training.precision);
-    match args.threads {
-        Some(threads) => resources::set_threads(threads, "--threads")?,
-        None => resources::set_threads(spec.training.threads, "training.threads")?,
-    }
+    resources::set_threads_from(args.threads, spec.training.threads)?;
     let device = select_device(args.device.unwrap_or(spec.training.device))?;
     let report = bench(&spec, args.steps, args.warmup, device)?;
     write!(out, "{}", report.table()).map_err(Error::io("writing the report"))

@@ -64,10 +64,7 @@ pub fn execute(args: EvaluateArgs, out: &mut dyn Write) -> Result<()> {
             "--stride: {stride} is not between 1 and the context length {block_size}"
         )));
     }
-    match args.threads {
-        Some(threads) => resources::set_threads(threads, "--threads")?,
-        None => resources::set_threads(loaded.spec.training.threads, "training.threads")?,
-    }
+    resources::set_threads_from(args.threads, loaded.spec.training.threads)?;
     MemoryEstimate::inference(
         &loaded.spec.model,
         loaded.vocab.len() as i64,

@@ -114,11 +114,9 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
     let mut spec = Spec::load(spec_path)?;
     options.apply(&mut spec, spec_path)?;
     let device = select_device(spec.training.device)?;
-    let threads_field = match options.threads {
-        Some(_) => "--threads",
-        None => "training.threads",
-    };
-    resources::set_threads(spec.training.threads, threads_field)?;
+    // The spec holds --threads by now; the flag only decides which the error names.
+    let flag = options.threads.map(|_| spec.training.threads);
+    resources::set_threads_from(flag, spec.training.threads)?;
     let text = load_corpus(options.data.as_deref(), spec.data.path.as_deref())?;
     let vocab = Vocabulary::from_text(&text);
     let (train_fraction, block_size) = (spec.data.train_fraction, spec.model.block_size);
