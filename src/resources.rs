@@ -111,7 +111,7 @@ impl MemoryEstimate {
     /// Scoring or generating without gradients: the weights, one forward pass's transient
     /// activations over `tokens` tokens (at least one whole context window).
     pub fn inference(model: &ModelSpec, vocab_size: i64, tokens: u64, what: &str) -> Self {
-        let dims = model.dims(vocab_size);
+        let dims = model.dims(vocab_size, tch::Kind::Float);
         let weights = parameter_estimate(model, &dims).saturating_mul(FLOAT_BYTES);
         MemoryEstimate {
             bytes: weights.saturating_add(Self::inference_activations(model, &dims, tokens)),
@@ -132,7 +132,7 @@ impl MemoryEstimate {
 
     /// Just the weights (building a model, as `gptbuild inspect` does).
     pub fn weights(model: &ModelSpec, vocab_size: i64) -> Self {
-        let dims = model.dims(vocab_size);
+        let dims = model.dims(vocab_size, tch::Kind::Float);
         MemoryEstimate {
             bytes: parameter_estimate(model, &dims).saturating_mul(FLOAT_BYTES),
             what: format!(

@@ -67,7 +67,7 @@ fn model_and_data(text: &str) -> (VarStore, Gpt, Dataset, Vec<i64>) {
     let _rng = common::torch_rng();
     tch::manual_seed(5);
     let vs = VarStore::new(Device::Cpu);
-    let model = Gpt::new(&vs.root(), &spec.model, spec.dims(vocab.len() as i64));
+    let model = Gpt::new(&vs.root(), &spec, vocab.len() as i64);
     let dataset = Dataset::new(text, &vocab, 0.5, 8, Device::Cpu).unwrap();
     let val: Vec<i64> = vocab.encode(&text[text.len() / 2..]).unwrap();
     (vs, model, dataset, val)

@@ -71,7 +71,7 @@ fn train_replica(replica: InMemory, steps: usize) -> Vec<Tensor> {
     let dataset = Dataset::new(&text, &vocab, 0.9, 8, Device::Cpu).unwrap();
     let spec = spec_from(SPEC);
     let vs = VarStore::new(Device::Cpu);
-    let model = Gpt::new(&vs.root(), &spec.model, spec.dims(VOCAB_SIZE));
+    let model = Gpt::new(&vs.root(), &spec, VOCAB_SIZE);
     // The same weights in every replica, from a formula rather than the shared generator.
     let mut variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     variables.sort_by(|a, b| a.0.cmp(&b.0));

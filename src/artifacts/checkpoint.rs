@@ -194,12 +194,8 @@ pub fn load(path: &Path, device: Device) -> Result<LoadedModel> {
     let file =
         SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("unreadable tensors ({e})")))?;
     let var_store = VarStore::new(device);
-    let model = Gpt::try_new(
-        &var_store.root(),
-        &spec.model,
-        spec.dims(vocab.len() as i64),
-    )
-    .map_err(|e| bad(format!("its spec: {e}")))?;
+    let model = Gpt::try_new(&var_store.root(), &spec, vocab.len() as i64)
+        .map_err(|e| bad(format!("its spec: {e}")))?;
     let variables = var_store.variables();
     if file.len() != variables.len() {
         return Err(bad(format!(

@@ -28,7 +28,7 @@ pub fn execute(args: InspectArgs, out: &mut dyn Write) -> Result<()> {
     let vocab_size = args.vocab_size;
     MemoryEstimate::weights(&spec.model, vocab_size).check(Device::Cpu)?;
     let vs = VarStore::new(Device::Cpu);
-    let _model = Gpt::try_new(&vs.root(), &spec.model, spec.dims(vocab_size))?;
+    let _model = Gpt::try_new(&vs.root(), &spec, vocab_size)?;
     let flops = FlopsPerToken::of(&vs, &spec.model);
     let memory = MemoryEstimate::training(&spec, vocab_size);
     writeln!(

@@ -16,7 +16,7 @@ use crate::layers::init::Role;
 use crate::layers::linear::Linear;
 use crate::layers::token_embedding::TokenEmbedding;
 use crate::layers::{Dims, Layer, PositionalEncoding};
-use crate::spec::ModelSpec;
+use crate::spec::Spec;
 
 #[derive(Debug)]
 pub struct Gpt {
@@ -30,8 +30,11 @@ pub struct Gpt {
 }
 
 impl Gpt {
-    /// Builds the model described by a *resolved* spec under `root`.
-    pub fn new(root: &nn::Path, spec: &ModelSpec, dims: Dims) -> Self {
+    /// Builds the model a *resolved* spec describes under `root`, for a vocabulary of
+    /// `vocab_size` tokens (its sizes and compute kind: [`Spec::dims`]).
+    pub fn new(root: &nn::Path, spec: &Spec, vocab_size: i64) -> Self {
+        let dims = spec.dims(vocab_size);
+        let spec = &spec.model;
         let token_embedding = TokenEmbedding::new(&(root / "token_embedding"), &dims);
         let head_weight = spec
             .tie_embeddings
@@ -67,8 +70,9 @@ impl Gpt {
 
     /// [`Gpt::new`] for a spec from outside (a file, a checkpoint): sizes too large to allocate
     /// make libtorch fail inside tch, which panics; here that becomes an error.
-    pub fn try_new(root: &nn::Path, spec: &ModelSpec, dims: Dims) -> Result<Self> {
-        quietly(|| Gpt::new(root, spec, dims)).map_err(|_| {
+    pub fn try_new(root: &nn::Path, spec: &Spec, vocab_size: i64) -> Result<Self> {
+        let dims = spec.dims(vocab_size);
+        quietly(|| Gpt::new(root, spec, vocab_size)).map_err(|_| {
             Error::Usage(format!(
                 "cannot build the model: libtorch could not allocate its parameters \
                  (n_embd {}, block_size {}, vocabulary {}); is it too large for this machine?",

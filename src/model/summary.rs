@@ -67,7 +67,7 @@ impl FlopsPerToken {
         // Every query dimension meets a key dimension (scores) and a value dimension (weighted
         // sum): 2 multiply-adds per query dimension per context position. Grouped key/value heads
         // save projections, not this.
-        let dims = model.dims(1);
+        let dims = model.dims(1, tch::Kind::Float);
         let query_width: i64 = model
             .stack()
             .iter()

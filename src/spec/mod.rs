@@ -115,13 +115,11 @@ impl Spec {
         self.name.as_deref().unwrap_or("spec")
     }
 
-    /// The model sizes, once the vocabulary is known.
-    /// The sizes and settings the layers are built from, with the training's precision.
+    /// The sizes and settings the layers are built from, once the vocabulary is known; products
+    /// in the training section's precision.
     pub fn dims(&self, vocab_size: i64) -> Dims {
-        Dims {
-            compute: self.training.precision.compute_kind(),
-            ..self.model.dims(vocab_size)
-        }
+        self.model
+            .dims(vocab_size, self.training.precision.compute_kind())
     }
 
     /// Fills in every default and derived size and checks that the spec describes a model that can

@@ -72,7 +72,8 @@ impl ModelSpec {
         require_probability("residual_dropout", residual_dropout)?;
         require_probability("embedding_dropout", self.embedding_dropout)?;
         // The vocabulary is not known yet; no layer validates against it.
-        let dims = self.dims(1);
+        // Resolution checks sizes only: the vocabulary and the compute kind do not matter to it.
+        let dims = self.dims(1, tch::Kind::Float);
         self.position
             .resolve(&dims)
             .map_err(|e| e.within("position"))?;
@@ -149,8 +150,9 @@ impl ModelSpec {
         }
     }
 
-    /// The sizes and settings the layers are built from (dropouts as resolved).
-    pub fn dims(&self, vocab_size: i64) -> Dims {
+    /// The sizes and settings the layers are built from (dropouts as resolved), with products in
+    /// `compute` (the training section's precision decides it: [`crate::spec::Spec::dims`]).
+    pub fn dims(&self, vocab_size: i64, compute: tch::Kind) -> Dims {
         Dims {
             vocab_size,
             block_size: self.block_size,
@@ -159,7 +161,7 @@ impl ModelSpec {
             attention_dropout: self.attention_dropout.unwrap_or(self.dropout),
             residual_dropout: self.residual_dropout.unwrap_or(self.dropout),
             init: self.init,
-            compute: tch::Kind::Float,
+            compute,
         }
     }
 }

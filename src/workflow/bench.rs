@@ -77,7 +77,7 @@ pub fn bench(spec: &Spec, steps: u64, warmup: u64, device: Device) -> Result<Ben
     MemoryEstimate::training(spec, VOCAB_SIZE).check(device)?;
     tch::manual_seed(spec.training.seed as i64);
     let vs = VarStore::new(device);
-    let model = Gpt::try_new(&vs.root(), &spec.model, spec.dims(VOCAB_SIZE))?;
+    let model = Gpt::try_new(&vs.root(), spec, VOCAB_SIZE)?;
     let mut optimizer = AdamW::new(vs.trainable_variables(), spec.training.adamw.clone());
     let (batch, block) = (spec.training.batch_size, spec.model.block_size);
     let x = Tensor::randint(VOCAB_SIZE, [batch, block], (Kind::Int64, device));

@@ -180,11 +180,7 @@ fn start_or_resume<'d>(
     let dir = run_dir::create(&runs_root, spec.name())?;
     tch::manual_seed(spec.training.seed as i64);
     let var_store = VarStore::new(device);
-    let model = Gpt::try_new(
-        &var_store.root(),
-        &spec.model,
-        spec.dims(vocab.len() as i64),
-    )?;
+    let model = Gpt::try_new(&var_store.root(), spec, vocab.len() as i64)?;
     let trainer = Trainer::new(model, var_store, dataset, &spec.training);
     Ok((dir, trainer, Metrics::new()))
 }

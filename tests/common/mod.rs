@@ -61,7 +61,7 @@ pub fn torch_rng() -> MutexGuard<'static, ()> {
 pub fn build(spec: &Spec, seed: i64) -> (VarStore, Gpt) {
     tch::manual_seed(seed);
     let vs = VarStore::new(Device::Cpu);
-    let model = Gpt::new(&vs.root(), &spec.model, spec.dims(VOCAB_SIZE));
+    let model = Gpt::new(&vs.root(), spec, VOCAB_SIZE);
     (vs, model)
 }
 
