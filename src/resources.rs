@@ -70,7 +70,14 @@ pub fn set_threads(requested: i64, field: &str) -> Result<()> {
 pub fn set_threads_from(flag: Option<i64>, spec: i64) -> Result<()> {
     match flag {
         Some(threads) => set_threads(threads, "--threads"),
-        None => set_threads(spec, "training.threads"),
+        // A spec written for a larger machine: say how to run it here anyway.
+        None => set_threads(spec, "training.threads").map_err(|error| match error {
+            Error::Limit { field, message } => Error::Limit {
+                field,
+                message: format!("{message}; --threads N overrides it"),
+            },
+            other => other,
+        }),
     }
 }
 
