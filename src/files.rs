@@ -1,7 +1,8 @@
 //! Files written whole or not at all: the bytes go to `<name>.partial` beside the target, which a
 //! rename then puts in place, so a crash (or Ctrl-C, or a full disk) never leaves half a checkpoint,
 //! half a table or a truncated download under the real name; the previous version stays intact
-//! until the new one is complete. Every file the project writes goes through [`write_whole`].
+//! until the new one is complete. Every file the project writes goes through [`write_whole`], but
+//! the plot's PNG, which plotters writes itself.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,9 @@ use crate::error::{Error, Result};
 
 /// Writes `bytes` to `path` through a temporary file beside it and a rename.
 pub fn write_whole(path: &Path, bytes: &[u8]) -> Result<()> {
-    let partial = PathBuf::from(format!("{}.partial", path.display()));
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
     std::fs::write(&partial, bytes).map_err(Error::io(format!("writing {}", partial.display())))?;
     std::fs::rename(&partial, path).map_err(Error::io(format!("renaming to {}", path.display())))
 }

@@ -74,7 +74,7 @@ pub fn set_threads_from(flag: Option<i64>, spec: i64) -> Result<()> {
         None => set_threads(spec, "training.threads").map_err(|error| match error {
             Error::Limit { field, message } => Error::Limit {
                 field,
-                message: format!("{message}; --threads N overrides it"),
+                message: format!("{message}; lower it, or override it with --threads N"),
             },
             other => other,
         }),
@@ -127,11 +127,12 @@ impl MemoryEstimate {
         }
     }
 
-    /// Reading a corpus of `bytes` bytes: the text, its token ids (8 bytes per character) and
-    /// their copy in the dataset's tensors.
+    /// Reading a corpus of `bytes` bytes: the text, its token ids (8 bytes per character), their
+    /// copy in the dataset's tensors, and the list of windows a whole-split evaluation at stride 1
+    /// walks (16 bytes per character).
     pub fn corpus(bytes: u64) -> Self {
         MemoryEstimate {
-            bytes: bytes.saturating_mul(17),
+            bytes: bytes.saturating_mul(33),
             what: format!("reading a corpus of {bytes} bytes"),
             remedy: "use a smaller corpus",
         }

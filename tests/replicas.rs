@@ -82,8 +82,9 @@ fn train_replica(replica: InMemory, steps: usize) -> Vec<Tensor> {
             variable.copy_(&values);
         }
     });
-    let mut trainer =
-        Trainer::new(model, vs, &dataset, &spec.training).with_replicas(Box::new(replica));
+    let mut trainer = Trainer::new(model, vs, &dataset, &spec.training)
+        .with_replicas(Box::new(replica))
+        .expect("8 windows split between 1 or 2 replicas");
     for _ in 0..steps {
         trainer.step();
     }

@@ -13,6 +13,11 @@ use tch::{Device, Kind, Tensor};
 
 /// A short, single-threaded run of `spec` with the given seed, in a temporary directory.
 fn short_run(spec: &str, seed: u64) -> (tempfile::TempDir, RunOutcome, String) {
+    short_run_of(&common::repo_root().join("architectures").join(spec), seed)
+}
+
+/// The same for a spec file anywhere.
+fn short_run_of(path: &std::path::Path, seed: u64) -> (tempfile::TempDir, RunOutcome, String) {
     let _rng = common::torch_rng();
     let runs = tempfile::tempdir().expect("temp dir");
     let options = RunOptions {
@@ -29,8 +34,7 @@ fn short_run(spec: &str, seed: u64) -> (tempfile::TempDir, RunOutcome, String) {
         precision: None,
     };
     let mut log = Vec::new();
-    let path = common::repo_root().join("architectures").join(spec);
-    let outcome = run(&path, &options, &mut log).expect("the run succeeds");
+    let outcome = run(path, &options, &mut log).expect("the run succeeds");
     (runs, outcome, String::from_utf8(log).expect("utf-8 log"))
 }
 
@@ -96,13 +100,15 @@ const PINNED_LOG: [(i64, f64, f64); 4] = [
 ];
 
 /// Whether a run's evaluations are the pinned log up to rounding. Each step's rounding (fp32,
-/// relative to the loss, through every layer) can carry on into the next step's weights, so the
-/// bound grows with the iterations before an evaluation: `common::tolerance` with depth
-/// `(n_layer + 2) × (iteration + 1)`. (Rounding the log to 3 decimals instead is not stable: 3.4005246
-/// is 2.5e-5 from flipping.)
+/// relative to the loss, through every layer) carries on into the next step's weights; the
+/// roundings of successive steps are independent, so they add up like a random walk, and the
+/// bound grows with the square root of the iterations before an evaluation: `common::tolerance`
+/// with depth `(n_layer + 2) × √(iteration + 1)` (1e-3 at iteration 59; kernels differed by 5e-7).
+/// Rounding the log to 3 decimals instead is not stable: 3.4005246 is 2.5e-5 from flipping.
 fn matches_pinned_log(outcome: &RunOutcome) -> Result<(), String> {
     let spec = load_spec(&common::repo_root().join("architectures/task06.yaml"));
-    let depth = |iteration: i64| model_depth(spec.model.n_layer()) * (iteration + 1) as f64;
+    let depth =
+        |iteration: i64| model_depth(spec.model.n_layer()) * ((iteration + 1) as f64).sqrt();
     if outcome.evaluations.len() != PINNED_LOG.len() {
         return Err(format!(
             "{} evaluations, pinned {}",
@@ -126,13 +132,27 @@ fn matches_pinned_log(outcome: &RunOutcome) -> Result<(), String> {
     Ok(())
 }
 
-/// The pinned log's bound still tells runs apart: the same run with another seed is caught.
+/// The pinned log's bound still tells runs apart: the same run with another seed is caught, and
+/// so is a small change to training's numerics, a learning rate 2% off.
 #[test]
-fn the_pinned_log_catches_another_seed() {
+fn the_pinned_log_catches_another_seed_and_a_small_change() {
     let (_runs, outcome, _) = short_run("task06.yaml", 8);
     assert!(
         matches_pinned_log(&outcome).is_err(),
         "seed 8 passed as seed 7: {:?}",
+        outcome.evaluations
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("task06.yaml");
+    let task06 = std::fs::read_to_string(common::repo_root().join("architectures/task06.yaml"))
+        .unwrap()
+        .replace("learning_rate: 1.0e-3", "learning_rate: 1.02e-3");
+    assert!(task06.contains("1.02e-3"));
+    std::fs::write(&path, task06).unwrap();
+    let (_runs, outcome, _) = short_run_of(&path, 7);
+    assert!(
+        matches_pinned_log(&outcome).is_err(),
+        "a 2% learning rate passed: {:?}",
         outcome.evaluations
     );
 }

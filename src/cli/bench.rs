@@ -7,17 +7,17 @@ use crate::layers::precision::Precision;
 use crate::resources;
 use crate::spec::{find_spec, DeviceSpec, Spec};
 use crate::train::select_device;
-use crate::workflow::bench::bench;
+use crate::workflow::bench::{bench, MAX_STEPS};
 
 /// `gptbuild bench`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     pub spec: String,
-    /// Timed steps (the median is reported), at least 1.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Timed steps (the median is reported), 1 to 1,000,000.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=MAX_STEPS))]
     pub steps: u64,
-    /// Untimed steps first.
-    #[arg(long, default_value_t = 3)]
+    /// Untimed steps first, up to 1,000,000.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=MAX_STEPS))]
     pub warmup: u64,
     /// libtorch threads (default: the spec's training.threads).
     #[arg(long)]

@@ -122,10 +122,18 @@ impl<'a> Trainer<'a> {
     }
 
     /// Trains as one of several replicas: each step draws this replica's share of the batch and
-    /// averages the gradient with the others' ([`replicas`]).
-    pub fn with_replicas(mut self, replicas: Box<dyn Replicas>) -> Self {
+    /// averages the gradient with the others' ([`replicas`]). The batch size must be a multiple
+    /// of the world size, so that every replica's share is the same and none is empty.
+    pub fn with_replicas(mut self, replicas: Box<dyn Replicas>) -> Result<Self> {
+        let (world_size, batch_size) = (replicas.world_size(), self.training.batch_size);
+        if world_size == 0 || batch_size % world_size as i64 != 0 {
+            return Err(Error::Usage(format!(
+                "training.batch_size ({batch_size}) must be a multiple of the {world_size} \
+                 replicas training together"
+            )));
+        }
         self.replicas = replicas;
-        self
+        Ok(self)
     }
 
     /// Iterations completed so far.

@@ -40,7 +40,9 @@ impl Replicas for SingleProcess {
 
 /// The part of a batch's `offsets` that replica `rank` of `world_size` trains on: every replica
 /// draws the same global batch (same seed, same generator) and keeps its contiguous share, so
-/// together they train on exactly the windows one process would have.
+/// together they train on the windows one process would have ([`crate::train::Trainer`] requires
+/// the batch size to be a multiple of the world size). Dropout masks are each replica's own, so
+/// with dropout the replicas are equivalent to one process in distribution, not bit for bit.
 pub fn shard<T>(offsets: &[T], rank: usize, world_size: usize) -> &[T] {
     let per_replica = offsets.len() / world_size.max(1);
     let start = (rank * per_replica).min(offsets.len());

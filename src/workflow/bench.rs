@@ -16,6 +16,9 @@ use crate::resources::MemoryEstimate;
 use crate::spec::Spec;
 use crate::train::optim::AdamW;
 
+/// The most steps a benchmark times (or warms up with): the timings are kept in memory.
+pub const MAX_STEPS: u64 = 1_000_000;
+
 /// Tiny Shakespeare's vocabulary: the benchmark needs no corpus.
 const VOCAB_SIZE: i64 = 65;
 
@@ -69,10 +72,11 @@ impl BenchReport {
 
 /// Times `steps` training steps of `spec`'s model on `device` after `warmup` untimed ones.
 pub fn bench(spec: &Spec, steps: u64, warmup: u64, device: Device) -> Result<BenchReport> {
-    if steps == 0 {
-        return Err(Error::Usage(
-            "--steps: at least one step must be timed, got 0".into(),
-        ));
+    if !(1..=MAX_STEPS).contains(&steps) || warmup > MAX_STEPS {
+        return Err(Error::Usage(format!(
+            "--steps must be 1 to {MAX_STEPS} and --warmup at most {MAX_STEPS}, got {steps} and \
+             {warmup}"
+        )));
     }
     MemoryEstimate::training(spec, VOCAB_SIZE).check(device)?;
     tch::manual_seed(spec.training.seed as i64);

@@ -194,7 +194,7 @@ fn sample_after_training(
     out: &mut dyn Write,
 ) -> Result<String> {
     let sampling = &spec.sampling;
-    let io = Error::io("writing the sample");
+    let io = Error::io("writing the log");
     writeln!(
         out,
         "Sampling {} tokens from a trained model:",

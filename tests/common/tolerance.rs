@@ -32,8 +32,9 @@ pub struct Format {
     pub ulps: f64,
 }
 
-/// fp32: epsilon 2⁻²³; 64 units per layer. The worst comparison measured used 0.12 of it (a
-/// gradient of a QK-norm gain, summed over every position); logits used at most 0.024.
+/// fp32: epsilon 2⁻²³; 64 units per layer. The worst comparison measured used 0.17 of it (a
+/// gradient of a QK-norm gain, summed over every position, under MKL's SSE4.2 kernels); logits
+/// used at most 0.027.
 pub const FP32: Format = Format {
     epsilon: f32::EPSILON as f64,
     ulps: 64.0,

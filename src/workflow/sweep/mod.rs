@@ -78,8 +78,8 @@ pub struct SweepSpec {
 /// One combination: a value for each varied field, in `vary`'s (sorted) order.
 pub type Trial = Vec<(String, Value)>;
 
-/// The most combinations a sweep's `vary` may make (each one is a training run; the list of them
-/// is held in memory).
+/// The most trials a sweep may have: a grid's combinations, or a random search's `trials` (each
+/// one is a training run, and the list of them is held in memory).
 pub const MAX_COMBINATIONS: usize = 1_000_000;
 
 impl SweepSpec {
@@ -101,16 +101,29 @@ impl SweepSpec {
         let combinations = sweep
             .vary
             .values()
-            .try_fold(1usize, |product, values| product.checked_mul(values.len()))
-            .filter(|&n| n <= MAX_COMBINATIONS);
-        if combinations.is_none() {
-            return Err(bad(format!(
-                "vary makes more than {MAX_COMBINATIONS} combinations; vary fewer fields or \
-                 values, or use search: random"
-            )));
+            .try_fold(1usize, |product, values| product.checked_mul(values.len()));
+        match (combinations, sweep.search) {
+            (None, _) => {
+                return Err(bad(
+                    "vary makes more combinations than can be counted".into()
+                ))
+            }
+            (Some(n), Search::Grid) if n > MAX_COMBINATIONS => {
+                return Err(bad(format!(
+                    "a grid of {n} combinations is more than {MAX_COMBINATIONS}; vary fewer \
+                     fields or values, or use search: random with trials: N"
+                )))
+            }
+            _ => {}
         }
-        if sweep.search == Search::Random && sweep.trials.is_none_or(|n| n == 0) {
-            return Err(bad("search: random needs trials: N (at least 1)".into()));
+        if sweep.search == Search::Random
+            && !sweep
+                .trials
+                .is_some_and(|n| (1..=MAX_COMBINATIONS).contains(&n))
+        {
+            return Err(bad(format!(
+                "search: random needs trials: N, from 1 to {MAX_COMBINATIONS}"
+            )));
         }
         Ok(sweep)
     }
@@ -144,9 +157,10 @@ impl SweepSpec {
                 let wanted = self.trials.unwrap_or(1).min(total);
                 let mut rng = SplitMix64::stream(self.seed, 0x5EE9);
                 let mut chosen: Vec<usize> = Vec::new();
+                let mut seen = std::collections::HashSet::new();
                 while chosen.len() < wanted {
                     let number = rng.below(total as u64) as usize;
-                    if !chosen.contains(&number) {
+                    if seen.insert(number) {
                         chosen.push(number);
                     }
                 }
@@ -383,7 +397,16 @@ mod tests {
         )
         .unwrap();
         let error = SweepSpec::load(&path).unwrap_err().to_string();
-        assert!(error.contains("more than 1000000 combinations"), "{error}");
+        assert!(
+            error.contains("is more than 1000000; vary fewer"),
+            "{error}"
+        );
+        // The same values searched at random are fine: only `trials` of them are drawn.
+        let random = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("base: x\n", "base: x\nsearch: random\ntrials: 3\n");
+        std::fs::write(&path, random).unwrap();
+        assert_eq!(SweepSpec::load(&path).unwrap().trials().len(), 3);
     }
 
     #[test]
