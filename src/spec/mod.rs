@@ -37,26 +37,22 @@ pub struct Spec {
     pub sampling: SamplingSpec,
 }
 
+// Every field may be left out: `DataSpec::default` stands in.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct DataSpec {
     /// The corpus; `--data` and `GPTBUILD_DATA` take precedence.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
     /// The first `train_fraction` of the tokens train, the rest validate.
-    #[serde(default = "default_train_fraction")]
     pub train_fraction: f64,
-}
-
-fn default_train_fraction() -> f64 {
-    0.9
 }
 
 impl Default for DataSpec {
     fn default() -> Self {
         DataSpec {
             path: None,
-            train_fraction: default_train_fraction(),
+            train_fraction: 0.9,
         }
     }
 }

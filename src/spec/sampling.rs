@@ -5,43 +5,33 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::SpecError;
-use crate::spec::training::default_seed;
+use crate::spec::training::DEFAULT_SEED;
 
+// Every field may be left out: `SamplingSpec::default` stands in.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct SamplingSpec {
     /// Characters generated after training.
-    #[serde(default = "default_tokens")]
     pub tokens: i64,
     /// Divides the logits: below 1 sharper, above 1 more adventurous.
-    #[serde(default = "default_temperature")]
     pub temperature: f64,
     /// Draw only among the k most likely characters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub top_k: Option<i64>,
     /// Draw only among the most likely characters whose probabilities add up to p (nucleus).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f64>,
-    #[serde(default = "default_seed")]
     pub seed: u64,
-}
-
-fn default_tokens() -> i64 {
-    500
-}
-
-fn default_temperature() -> f64 {
-    1.0
 }
 
 impl Default for SamplingSpec {
     fn default() -> Self {
         SamplingSpec {
-            tokens: default_tokens(),
-            temperature: default_temperature(),
+            tokens: 500,
+            temperature: 1.0,
             top_k: None,
             top_p: None,
-            seed: default_seed(),
+            seed: DEFAULT_SEED,
         }
     }
 }

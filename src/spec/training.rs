@@ -9,75 +9,58 @@ use crate::layers::precision::Precision;
 use crate::spec::schedule::ScheduleSpec;
 use crate::validate::{require_count, require_positive_real, require_size};
 
+// Every field may be left out: the course's value (`TrainingSpec::default`) stands in.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct TrainingSpec {
-    #[serde(default = "default_batch_size")]
     pub batch_size: i64,
-    #[serde(default = "default_max_iters")]
     pub max_iters: i64,
     /// Evaluate at iteration 0, every `eval_interval` iterations and at the last one.
-    #[serde(default = "default_eval_interval")]
     pub eval_interval: i64,
     /// Batches per split averaged by each evaluation.
-    #[serde(default = "default_eval_iters")]
     pub eval_iters: i64,
     /// How evaluations measure the validation loss: `batches` (`eval_iters` random batches, as
     /// the course; about ±0.01 of noise at 100 batches of 12) or `whole_split` (every character
     /// once, as `gptbuild evaluate` does: exact, so the best checkpoint is chosen by its true
     /// loss rather than by a lucky draw). The training loss is always estimated from batches.
-    #[serde(default)]
     pub val_eval: ValEval,
-    #[serde(default = "default_learning_rate")]
     pub learning_rate: f64,
     /// Warm-up and decay of the learning rate; constant by default, as in the course.
-    #[serde(default)]
     pub schedule: ScheduleSpec,
-    #[serde(default)]
     pub adamw: AdamWSpec,
     /// Rescale each step's gradient to at most this global L2 norm (Pascanu et al. 2013,
     /// arXiv 1211.5063); none by default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub grad_clip: Option<f64>,
     /// Stop after this many minutes of wall time (with a final evaluation), even before
     /// `max_iters`; at most ten years.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_minutes: Option<f64>,
     /// Also keep the checkpoint with the lowest validation loss (`best.safetensors`): these
     /// models overfit Tiny Shakespeare after a while, so the best is not always the last.
-    #[serde(default = "default_keep_best")]
     pub keep_best: bool,
     /// Seeds initialisation, dropout and batch sampling.
-    #[serde(default = "default_seed")]
     pub seed: u64,
     /// libtorch intra-op threads; 0 keeps libtorch's default (one per core). At most 4 per
     /// available core of the machine that runs it, checked when training, evaluation or a
     /// benchmark starts.
-    #[serde(default)]
     pub threads: i64,
-    #[serde(default)]
     pub device: DeviceSpec,
     /// `fp32`, or `bf16` mixed precision: matrix products in bf16, weights, optimizer state,
     /// norms, softmax and loss in fp32.
-    #[serde(default)]
     pub precision: Precision,
 }
 
 /// AdamW (Loshchilov & Hutter 2017, arXiv 1711.05101); defaults are PyTorch's.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct AdamWSpec {
-    #[serde(default = "default_beta1")]
     pub beta1: f64,
-    #[serde(default = "default_beta2")]
     pub beta2: f64,
-    #[serde(default = "default_adam_eps")]
     pub eps: f64,
-    #[serde(default = "default_weight_decay")]
     pub weight_decay: f64,
     /// Which parameters decay: `all` (PyTorch's AdamW, the course) or only `matrices` (weights
     /// of linear layers and embeddings, not biases and norm gains; GPT-2/nanoGPT practice).
-    #[serde(default)]
     pub weight_decay_on: DecayTarget,
 }
 
@@ -126,65 +109,24 @@ pub enum DeviceSpec {
     Cuda,
 }
 
-fn default_batch_size() -> i64 {
-    32
-}
-
-fn default_max_iters() -> i64 {
-    5000
-}
-
-fn default_eval_interval() -> i64 {
-    500
-}
-
-fn default_eval_iters() -> i64 {
-    200
-}
-
-fn default_learning_rate() -> f64 {
-    1e-3
-}
-
-fn default_beta1() -> f64 {
-    0.9
-}
-
-fn default_beta2() -> f64 {
-    0.999
-}
-
-fn default_adam_eps() -> f64 {
-    1e-8
-}
-
-fn default_weight_decay() -> f64 {
-    0.01
-}
-
-fn default_keep_best() -> bool {
-    true
-}
-
-pub(super) fn default_seed() -> u64 {
-    1337
-}
+/// The seed of training and of the sample after it, unless the spec gives one.
+pub const DEFAULT_SEED: u64 = 1337;
 
 impl Default for TrainingSpec {
     fn default() -> Self {
         TrainingSpec {
-            batch_size: default_batch_size(),
-            max_iters: default_max_iters(),
-            eval_interval: default_eval_interval(),
-            eval_iters: default_eval_iters(),
+            batch_size: 32,
+            max_iters: 5000,
+            eval_interval: 500,
+            eval_iters: 200,
             val_eval: ValEval::default(),
-            learning_rate: default_learning_rate(),
+            learning_rate: 1e-3,
             schedule: ScheduleSpec::default(),
             adamw: AdamWSpec::default(),
             grad_clip: None,
             max_minutes: None,
-            keep_best: default_keep_best(),
-            seed: default_seed(),
+            keep_best: true,
+            seed: DEFAULT_SEED,
             threads: 0,
             device: DeviceSpec::Auto,
             precision: Precision::Fp32,
@@ -195,10 +137,10 @@ impl Default for TrainingSpec {
 impl Default for AdamWSpec {
     fn default() -> Self {
         AdamWSpec {
-            beta1: default_beta1(),
-            beta2: default_beta2(),
-            eps: default_adam_eps(),
-            weight_decay: default_weight_decay(),
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
             weight_decay_on: DecayTarget::All,
         }
     }
