@@ -21,6 +21,7 @@
 //! more threads than the laptop can bear is refused.
 
 use crate::error::{Error, Result};
+use crate::layers::block::BlockSpec;
 use crate::layers::Dims;
 use crate::spec::{ModelSpec, Spec};
 
@@ -164,11 +165,10 @@ impl MemoryEstimate {
             .stack()
             .iter()
             .map(|block| {
-                let attention = &block.attention;
-                let heads = attention.query_width(dims) / attention.head_size(dims).max(1);
+                let (width, heads) = attention_shape(block, dims);
                 (4 * dims.n_embd as u64)
-                    .saturating_add(3 * attention.query_width(dims) as u64)
-                    .saturating_add(saturating(2 * heads, dims.block_size))
+                    .saturating_add(3 * width)
+                    .saturating_add(saturating(2 * heads as i64, dims.block_size))
                     .saturating_add(block.feed_forward.activation_width(dims) as u64)
             })
             .max()
@@ -195,6 +195,12 @@ impl MemoryEstimate {
     }
 }
 
+/// A block's attention: the width of all its queries, and its number of query heads.
+fn attention_shape(block: &BlockSpec, dims: &Dims) -> (u64, u64) {
+    let width = block.attention.query_width(dims) as u64;
+    (width, width / block.attention.head_size(dims).max(1) as u64)
+}
+
 /// fp32 values a training step keeps per token: the embeddings, and per block its norms, queries,
 /// keys and values (and their rotated copies), the attention scores with their softmax and dropout
 /// mask, the heads' output, the feed-forward's hidden activations, the residual sums; then the
@@ -202,9 +208,7 @@ impl MemoryEstimate {
 fn training_floats_per_token(model: &ModelSpec, dims: &Dims) -> u64 {
     let c = dims.n_embd as u64;
     let blocks = model.stack().iter().fold(0u64, |sum, block| {
-        let attention = &block.attention;
-        let width = attention.query_width(dims) as u64;
-        let heads = width / attention.head_size(dims).max(1) as u64;
+        let (width, heads) = attention_shape(block, dims);
         let per_block = (8 * c)
             .saturating_add(6 * width)
             .saturating_add(saturating(3 * heads as i64, dims.block_size))

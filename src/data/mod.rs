@@ -193,12 +193,6 @@ impl Dataset {
         let y = windows.narrow(1, 1, self.block_size);
         (x, y)
     }
-
-    /// A random batch of inputs and targets, `[batch_size, block_size]` each.
-    pub fn batch(&self, split: Split, batch_size: i64, rng: &mut SplitMix64) -> (Tensor, Tensor) {
-        let offsets = self.random_offsets(split, batch_size, rng);
-        self.batch_at(split, &offsets)
-    }
 }
 
 /// SplitMix64 (Steele, Lea & Flood 2014): a tiny, fast, seedable generator whose whole state is one

@@ -28,7 +28,7 @@ pub struct Recorder<'r> {
     metrics: Metrics,
     progress: Progress,
     /// This invocation's evaluations.
-    pub evaluations: Vec<Evaluation>,
+    evaluations: Vec<Evaluation>,
     /// The iteration of the last checkpoint with finite losses.
     last_good: Option<i64>,
     best_val: Option<f64>,
@@ -83,6 +83,11 @@ impl<'r> Recorder<'r> {
         let path = self.dir.join(file);
         let iteration = trainer.iteration();
         checkpoint::save(&path, &trainer.var_store, self.spec, self.vocab, iteration)
+    }
+
+    /// This invocation's evaluations, in order.
+    pub fn into_evaluations(self) -> Vec<Evaluation> {
+        self.evaluations
     }
 
     /// Takes the progress bar off the terminal.

@@ -114,9 +114,7 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
     let mut spec = Spec::load(spec_path)?;
     options.apply(&mut spec, spec_path)?;
     let device = select_device(spec.training.device)?;
-    // The spec holds --threads by now; the flag only decides which the error names.
-    let flag = options.threads.map(|_| spec.training.threads);
-    resources::set_threads_from(flag, spec.training.threads)?;
+    resources::set_threads_from(options.threads, spec.training.threads)?;
     let text = load_corpus(options.data.as_deref(), spec.data.path.as_deref())?;
     let vocab = Vocabulary::from_text(&text);
     let (train_fraction, block_size) = (spec.data.train_fraction, spec.model.block_size);
@@ -130,20 +128,18 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
     recorder.finish_progress();
     let stop = stop?;
     recorder.save(&trainer)?;
-    let evaluations = std::mem::take(&mut recorder.evaluations);
-    drop(recorder);
-    let sample = match stop.completed() {
-        true => sample_after_training(&trainer.model, &spec, &vocab, device, out)?,
-        false => String::new(),
-    };
-    if stop.completed() {
+    let evaluations = recorder.into_evaluations();
+    let finished = stop.completed();
+    let mut sample = String::new();
+    if finished {
+        sample = sample_after_training(&trainer.model, &spec, &vocab, device, out)?;
         write_whole(&dir.join(SAMPLE_FILE), sample.as_bytes())?;
     }
     Ok(RunOutcome {
         dir,
         evaluations,
         sample,
-        finished: stop.completed(),
+        finished,
         iteration: trainer.iteration(),
     })
 }
