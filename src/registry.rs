@@ -1,9 +1,10 @@
 //! The registry of layer kinds: every `kind:` a spec can name registers here, from its own file,
-//! with its family and its JSON Schema ([`register_kind!`](crate::register_kind)). The spec's schema
-//! ([`crate::spec::schema`]) and the tests read it; it depends on nothing else in the crate, so any
-//! layer may register without an import cycle. A kind names itself twice, to typetag and here;
-//! `tests/registry.rs` checks that both sets agree in every family (and that the random specs of
-//! the equivalence tests use every kind).
+//! with its family and its JSON Schema ([`register_kind!`](crate::register_kind), which also
+//! registers it with typetag, so the name is written once). The spec's schema
+//! ([`crate::spec::schema`]) and the tests read it; this module imports nothing else in the crate
+//! (the macro names the layer traits only in the code it expands to), so any layer may register
+//! without an import cycle. `tests/registry.rs` checks that the parser and the schema know the
+//! same kinds in every family (and that the random specs of the equivalence tests use every kind).
 
 use schemars::{Schema, SchemaGenerator};
 
@@ -26,10 +27,40 @@ pub struct KindSchema {
 
 inventory::collect!(KindSchema);
 
-/// Registers the schema of a layer kind: `register_kind!(Position, "learned", Learned);`.
+/// Registers a layer kind, once, under its `kind:` name: `register_kind!(Position, "learned", Learned);`.
+///
+/// It emits the typetag registration (so the spec parser reads `kind: learned` into `Learned`,
+/// whose [`ResolveKind`](crate::layers::ResolveKind) impl resolves it) and the kind's JSON Schema.
+/// The name is written here only.
 #[macro_export]
 macro_rules! register_kind {
-    ($family:ident, $name:literal, $ty:ty) => {
+    (Position, $name:tt, $ty:ty) => {
+        $crate::register_kind!(@kind Position, PositionKind, ResolvedPosition, $name, $ty);
+    };
+    (Attention, $name:tt, $ty:ty) => {
+        $crate::register_kind!(@kind Attention, AttentionKind, ResolvedAttention, $name, $ty);
+    };
+    (FeedForward, $name:tt, $ty:ty) => {
+        $crate::register_kind!(@kind FeedForward, FeedForwardKind, ResolvedFeedForward, $name, $ty);
+    };
+    (Norm, $name:tt, $ty:ty) => {
+        $crate::register_kind!(@kind Norm, NormKind, ResolvedNorm, $name, $ty);
+    };
+    (@kind $family:ident, $written:ident, $resolved:ident, $name:tt, $ty:ty) => {
+        #[typetag::serde(name = $name)]
+        impl $crate::layers::$written for $ty {
+            fn resolve(
+                &self,
+                dims: &$crate::layers::Dims,
+            ) -> ::std::result::Result<
+                ::std::boxed::Box<dyn $crate::layers::$resolved>,
+                $crate::error::SpecError,
+            > {
+                let resolved = <$ty as $crate::layers::ResolveKind>::resolve(self, dims)?;
+                Ok(::std::boxed::Box::new(resolved))
+            }
+        }
+
         inventory::submit! {
             $crate::registry::KindSchema {
                 family: $crate::registry::Family::$family,

@@ -21,9 +21,9 @@
 //! more threads than the laptop can bear is refused.
 
 use crate::error::{Error, Result};
-use crate::layers::block::BlockSpec;
+use crate::layers::block::ResolvedBlock;
 use crate::layers::Dims;
-use crate::spec::{ModelSpec, Spec};
+use crate::spec::{ResolvedModel, Spec};
 
 /// The most libtorch threads allowed per available core.
 pub const THREADS_PER_CORE: i64 = 4;
@@ -118,7 +118,7 @@ impl MemoryEstimate {
 
     /// Scoring or generating without gradients: the weights, one forward pass's transient
     /// activations over `tokens` tokens (at least one whole context window).
-    pub fn inference(model: &ModelSpec, vocab_size: i64, tokens: u64, what: &str) -> Self {
+    pub fn inference(model: &ResolvedModel, vocab_size: i64, tokens: u64, what: &str) -> Self {
         let dims = model.dims(vocab_size, tch::Kind::Float);
         let weights = parameter_estimate(model, &dims).saturating_mul(FLOAT_BYTES);
         MemoryEstimate {
@@ -140,7 +140,7 @@ impl MemoryEstimate {
     }
 
     /// Just the weights (building a model, as `gptbuild inspect` does).
-    pub fn weights(model: &ModelSpec, vocab_size: i64) -> Self {
+    pub fn weights(model: &ResolvedModel, vocab_size: i64) -> Self {
         let dims = model.dims(vocab_size, tch::Kind::Float);
         MemoryEstimate {
             bytes: parameter_estimate(model, &dims).saturating_mul(FLOAT_BYTES),
@@ -159,13 +159,13 @@ impl MemoryEstimate {
 
     /// Bytes of the activations alive at once in a forward pass without autograd: one layer's
     /// worth, plus the logits and their log-softmax.
-    fn inference_activations(model: &ModelSpec, dims: &Dims, tokens: u64) -> u64 {
+    fn inference_activations(model: &ResolvedModel, dims: &Dims, tokens: u64) -> u64 {
         let tokens = tokens.max(dims.block_size as u64);
         let widest_block = model
             .stack()
             .iter()
             .map(|block| {
-                let (width, heads) = attention_shape(block, dims);
+                let (width, heads) = attention_shape(block);
                 (4 * dims.n_embd as u64)
                     .saturating_add(3 * width)
                     .saturating_add(saturating(2 * heads as i64, dims.block_size))
@@ -196,19 +196,19 @@ impl MemoryEstimate {
 }
 
 /// A block's attention: the width of all its queries, and its number of query heads.
-fn attention_shape(block: &BlockSpec, dims: &Dims) -> (u64, u64) {
-    let width = block.attention.query_width(dims) as u64;
-    (width, width / block.attention.head_size(dims).max(1) as u64)
+fn attention_shape(block: &ResolvedBlock) -> (u64, u64) {
+    let width = block.attention.query_width() as u64;
+    (width, width / block.attention.head_size().max(1) as u64)
 }
 
 /// fp32 values a training step keeps per token: the embeddings, and per block its norms, queries,
 /// keys and values (and their rotated copies), the attention scores with their softmax and dropout
 /// mask, the heads' output, the feed-forward's hidden activations, the residual sums; then the
 /// logits, their log-softmax and gradient.
-fn training_floats_per_token(model: &ModelSpec, dims: &Dims) -> u64 {
+fn training_floats_per_token(model: &ResolvedModel, dims: &Dims) -> u64 {
     let c = dims.n_embd as u64;
     let blocks = model.stack().iter().fold(0u64, |sum, block| {
-        let (width, heads) = attention_shape(block, dims);
+        let (width, heads) = attention_shape(block);
         let per_block = (8 * c)
             .saturating_add(6 * width)
             .saturating_add(saturating(3 * heads as i64, dims.block_size))
@@ -224,10 +224,10 @@ fn training_floats_per_token(model: &ModelSpec, dims: &Dims) -> u64 {
 /// embedding and head, learned positions, and per block its query/key/value and output
 /// projections, the feed-forward's matrices, their biases and the norms' gains (a test holds it
 /// between the real count and 2.5 times it for every architecture).
-pub fn parameter_estimate(model: &ModelSpec, dims: &Dims) -> u64 {
+pub fn parameter_estimate(model: &ResolvedModel, dims: &Dims) -> u64 {
     let c = dims.n_embd as u64;
     let blocks = model.stack().iter().fold(0u64, |sum, block| {
-        let width = block.attention.query_width(dims) as u64;
+        let width = block.attention.query_width() as u64;
         let feed_forward = block.feed_forward.activation_width(dims) as u64;
         // Weights, then biases and norm gains.
         let per_block = c

@@ -8,7 +8,7 @@ use common::{build, spec_from, VOCAB_SIZE};
 use gptbuild::layers::position::alibi::{slopes, Alibi};
 use gptbuild::layers::position::none::NoPositions;
 use gptbuild::layers::position::rope::Rope;
-use gptbuild::layers::{Dims, PositionKind, PositionalEncoding};
+use gptbuild::layers::{Dims, PositionalEncoding, ResolvedPosition};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 

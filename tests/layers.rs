@@ -31,7 +31,7 @@ fn the_sinusoid_table_is_the_papers_formula() {
 #[test]
 fn rmsnorm_normalises_the_root_mean_square_not_the_mean() {
     use gptbuild::layers::norm::rms_norm::RmsNormKind;
-    use gptbuild::layers::NormKind;
+    use gptbuild::layers::ResolvedNorm;
     let vs = tch::nn::VarStore::new(Device::Cpu);
     let norm = RmsNormKind { eps: 1e-8 }.build(&vs.root(), 6);
     let x = Tensor::randn([4, 6], (Kind::Float, Device::Cpu)) * 3.0 + 2.0;
@@ -171,12 +171,14 @@ fn swiglu_matches_the_mlps_weights_and_the_papers_formula() {
     let v = vs.variables();
     let w = |name: &str| v[&format!("blocks.0.ffwd.{name}.weight")].shallow_clone();
     use gptbuild::layers::feed_forward::swiglu::SwiGluKind;
-    use gptbuild::layers::FeedForwardKind;
+    use gptbuild::layers::{ResolveKind, ResolvedFeedForward};
     let dims = spec("{kind: swiglu}").dims(VOCAB_SIZE);
     let layer_vs = tch::nn::VarStore::new(Device::Cpu);
     let layer = SwiGluKind {
         hidden_size: Some(128),
     }
+    .resolve(&dims)
+    .expect("a valid width")
     .build(&layer_vs.root(), &dims)
     .unwrap();
     let lv = layer_vs.variables();

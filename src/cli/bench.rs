@@ -31,8 +31,9 @@ pub struct BenchArgs {
 }
 
 pub fn execute(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
-    let mut spec = Spec::load(&find_spec(&args.spec)?)?;
-    spec.training.precision = args.precision.unwrap_or(spec.training.precision);
+    let spec = Spec::load_with(&find_spec(&args.spec)?, |written| {
+        written.training.precision = args.precision.unwrap_or(written.training.precision);
+    })?;
     resources::set_threads_from(args.threads, spec.training.threads)?;
     let device = select_device(args.device.unwrap_or(spec.training.device))?;
     let report = bench(&spec, args.steps, args.warmup, device)?;

@@ -16,7 +16,7 @@ use super::feed_forward::none::NoFeedForward;
 use super::norm::layer_norm::LayerNormKind;
 use super::{
     Attention, AttentionCache, AttentionKind, Dims, FeedForwardKind, Layer, NormKind,
-    PositionalEncoding,
+    PositionalEncoding, ResolvedAttention, ResolvedFeedForward, ResolvedNorm,
 };
 use crate::error::SpecError;
 
@@ -62,13 +62,14 @@ fn default_residual() -> bool {
 }
 
 impl BlockSpec {
-    /// Fills in defaults and checks the block against the model's sizes. Field names in errors are
-    /// relative to the block (`attention.head_size`).
-    pub fn resolve(&mut self, dims: &Dims) -> Result<(), SpecError> {
-        self.attention
+    /// Resolves the kinds and checks the block against the model's sizes. Field names in errors
+    /// are relative to the block (`attention.head_size`).
+    pub fn resolve(&self, dims: &Dims) -> Result<ResolvedBlock, SpecError> {
+        let attention = self
+            .attention
             .resolve(dims)
             .map_err(|e| e.within("attention"))?;
-        let width = self.attention.output_width(dims);
+        let width = attention.output_width(dims);
         if width != dims.n_embd {
             return Err(SpecError::new(
                 "attention",
@@ -79,30 +80,55 @@ impl BlockSpec {
                 ),
             ));
         }
-        self.feed_forward
+        let feed_forward = self
+            .feed_forward
             .resolve(dims)
             .map_err(|e| e.within("feed_forward"))?;
-        match (self.norm_placement, &mut self.norm) {
-            (NormPlacement::None, Some(_)) => Err(SpecError::new(
-                "norm",
-                "is set but norm_placement is none, so it would never be used; \
-                 set norm_placement: pre or post, or remove norm",
-            )),
-            (NormPlacement::None, None) => Ok(()),
-            (NormPlacement::Pre | NormPlacement::Post, norm) => norm
-                .get_or_insert_with(|| Box::new(LayerNormKind::default()))
-                .resolve()
-                .map_err(|e| e.within("norm")),
-        }
+        let norm = match (self.norm_placement, &self.norm) {
+            (NormPlacement::None, Some(_)) => {
+                return Err(SpecError::new(
+                    "norm",
+                    "is set but norm_placement is none, so it would never be used; \
+                     set norm_placement: pre or post, or remove norm",
+                ))
+            }
+            (NormPlacement::None, None) => None,
+            (NormPlacement::Pre | NormPlacement::Post, Some(norm)) => {
+                Some(norm.resolve(dims).map_err(|e| e.within("norm"))?)
+            }
+            (NormPlacement::Pre | NormPlacement::Post, None) => {
+                Some(Box::new(LayerNormKind::default()) as Box<dyn ResolvedNorm>)
+            }
+        };
+        Ok(ResolvedBlock {
+            attention,
+            feed_forward,
+            residual: self.residual,
+            norm,
+            norm_placement: self.norm_placement,
+        })
     }
+}
 
+/// A block resolved: its kinds resolved, and a norm exactly when `norm_placement` uses one
+/// (LayerNorm unless the spec names another). Serialises as the block written out in full.
+#[derive(Debug, Serialize)]
+pub struct ResolvedBlock {
+    pub attention: Box<dyn ResolvedAttention>,
+    pub feed_forward: Box<dyn ResolvedFeedForward>,
+    pub residual: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub norm: Option<Box<dyn ResolvedNorm>>,
+    pub norm_placement: NormPlacement,
+}
+
+impl ResolvedBlock {
     /// Builds the block under `path` (`attn`, `ffwd`, `ln1`, `ln2`).
     pub fn build(&self, path: &nn::Path, dims: &Dims) -> Block {
-        let norm = |name: &str| match (self.norm_placement, &self.norm) {
-            (NormPlacement::Pre | NormPlacement::Post, Some(kind)) => {
-                Some(kind.build(&(path / name), dims.n_embd))
-            }
-            _ => None,
+        let norm = |name: &str| {
+            self.norm
+                .as_ref()
+                .map(|kind| kind.build(&(path / name), dims.n_embd))
         };
         let feed_forward = self.feed_forward.build(&(path / "ffwd"), dims);
         Block {

@@ -16,9 +16,12 @@
 //! | [`block`] | communication + computation, with optional residuals and norms |
 //!
 //! Each *kind* a spec can name (`position: {kind: learned}`, `feed_forward: {kind: mlp}`, …) is a
-//! serde struct registered with [`typetag`] under that name, living in the same file as the layer
-//! it builds. Adding a kind is a new file in its family's folder plus its `mod` line: the spec parser, the resolved
-//! spec and the checkpoint metadata pick it up through the registry.
+//! serde struct, living in the same file as the layer it builds, registered once under that name
+//! with [`register_kind!`](crate::register_kind). A kind comes in two stages: as written (the
+//! family's `…Kind` trait, read by typetag; sizes may be left out) and resolved ([`ResolveKind`]
+//! turns one into the other: the family's `Resolved…` trait, every size stated, which builds the
+//! layer). Adding a kind is a new file in its family's folder plus its `mod` line: the spec parser,
+//! the schema, the resolved spec and the checkpoint metadata pick it up through the registry.
 
 use std::fmt::Debug;
 
@@ -65,20 +68,50 @@ pub struct Dims {
 /// A layer that can be run in training mode (dropout on) or evaluation mode (dropout off).
 pub type Layer = Box<dyn nn::ModuleT>;
 
-/// How the model learns where each token sits. Each kind registers itself ([`crate::registry`]).
+/// How a kind, as written in the spec, becomes the kind the layer is built from: sizes it left
+/// out are worked out from the model's (`head_size = n_embd / n_head`, `hidden_size = 4·n_embd`)
+/// and its fields are checked, once. The resolved value has no `Option` left that stands for a
+/// default, so nothing downstream derives it again. A kind with nothing to work out is its own
+/// resolved form (`type Resolved = Self`).
+///
+/// [`register_kind!`](crate::register_kind) turns this into the family's trait object, so a kind
+/// file implements this trait, the family's resolved trait, and registers once.
+pub trait ResolveKind {
+    type Resolved;
+    /// Field names in errors are relative to the kind (`head_size`).
+    fn resolve(&self, dims: &Dims) -> Result<Self::Resolved, SpecError>;
+}
+
+/// Serialises a resolved kind as the kind written out in full, which is how the resolved spec is
+/// stored and read back: resolving it again gives the same value.
+macro_rules! serialize_as_written {
+    ($resolved:ident) => {
+        impl serde::Serialize for Box<dyn $resolved> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                self.written().serialize(serializer)
+            }
+        }
+    };
+}
+
+/// How the model learns where each token sits, as written (`position: {kind: rope}`).
 #[typetag::serde(tag = "kind")]
 pub trait PositionKind: Debug + Send + Sync {
-    /// Checks the kind's own fields against the model's sizes.
-    fn resolve(&mut self, _dims: &Dims) -> Result<(), SpecError> {
-        Ok(())
-    }
+    fn resolve(&self, dims: &Dims) -> Result<Box<dyn ResolvedPosition>, SpecError>;
+}
+
+/// A positional scheme, resolved.
+pub trait ResolvedPosition: Debug + Send + Sync {
     /// Checks the scheme against an attention layer's head size (RoPE needs it even).
     fn check_head_size(&self, _head_size: i64) -> Result<(), SpecError> {
         Ok(())
     }
     /// Builds the layer under `path`.
     fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn PositionalEncoding>;
+    /// The kind written out in full.
+    fn written(&self) -> Box<dyn PositionKind>;
 }
+serialize_as_written!(ResolvedPosition);
 
 /// A built positional scheme. *Absolute* schemes add a vector to each token's embedding;
 /// *relative* ones act inside attention, on the queries and keys (RoPE) or on the scores (ALiBi).
@@ -101,20 +134,26 @@ pub trait PositionalEncoding: Debug + Send {
     }
 }
 
-/// How tokens exchange information. Each kind registers itself ([`crate::registry`]).
+/// How tokens exchange information, as written (`attention: {kind: multi_head, n_head: 4}`).
 #[typetag::serde(tag = "kind")]
 pub trait AttentionKind: Debug + Send + Sync {
-    /// Fills in derived sizes (e.g. the head size) and checks the kind's own fields.
-    fn resolve(&mut self, dims: &Dims) -> Result<(), SpecError>;
+    fn resolve(&self, dims: &Dims) -> Result<Box<dyn ResolvedAttention>, SpecError>;
+}
+
+/// An attention layer, resolved: every size stated.
+pub trait ResolvedAttention: Debug + Send + Sync {
     /// Width of the output, which the rest of the block expects to be `n_embd`.
     fn output_width(&self, dims: &Dims) -> i64;
-    /// Width of each head's queries and keys (after [`AttentionKind::resolve`]).
-    fn head_size(&self, dims: &Dims) -> i64;
+    /// Width of each head's queries and keys.
+    fn head_size(&self) -> i64;
     /// Width of all queries together, `n_head · head_size`: what attention's cost scales with.
-    fn query_width(&self, dims: &Dims) -> i64;
+    fn query_width(&self) -> i64;
     /// Builds the layer under `path`: `[B, T, C] -> [B, T, output_width]`.
     fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn Attention>;
+    /// The kind written out in full.
+    fn written(&self) -> Box<dyn AttentionKind>;
 }
+serialize_as_written!(ResolvedAttention);
 
 /// A built attention layer, which can run over a whole sequence or, when generating, over new
 /// tokens that follow the ones in its [`kv_cache`](attention::kv_cache).
@@ -138,27 +177,35 @@ pub trait Attention: Debug + Send {
 /// What one attention layer caches: the keys and values of all its key/value heads.
 pub type AttentionCache = KeyValueCache;
 
-/// The per-token computation after attention. Each kind registers itself ([`crate::registry`]).
+/// The per-token computation after attention, as written (`feed_forward: {kind: mlp}`).
 #[typetag::serde(tag = "kind")]
 pub trait FeedForwardKind: Debug + Send + Sync {
-    /// Fills in derived sizes and checks the kind's own fields.
-    fn resolve(&mut self, _dims: &Dims) -> Result<(), SpecError> {
-        Ok(())
-    }
+    fn resolve(&self, dims: &Dims) -> Result<Box<dyn ResolvedFeedForward>, SpecError>;
+}
+
+/// A feed-forward sub-layer, resolved: its hidden width stated.
+pub trait ResolvedFeedForward: Debug + Send + Sync {
     /// Values per token of its widest hidden activation (0 without a sub-layer): what its
     /// activations cost in memory ([`crate::resources`]).
     fn activation_width(&self, dims: &Dims) -> i64;
     /// Builds the layer under `path` (`[B, T, C] -> [B, T, C]`), or `None` for no sub-layer.
     fn build(&self, path: &nn::Path, dims: &Dims) -> Option<Layer>;
+    /// The kind written out in full.
+    fn written(&self) -> Box<dyn FeedForwardKind>;
 }
+serialize_as_written!(ResolvedFeedForward);
 
-/// A normalisation layer. Each kind registers itself ([`crate::registry`]).
+/// A normalisation layer, as written (`norm: {kind: rmsnorm}`).
 #[typetag::serde(tag = "kind")]
 pub trait NormKind: Debug + Send + Sync {
-    /// Checks the kind's own fields.
-    fn resolve(&mut self) -> Result<(), SpecError> {
-        Ok(())
-    }
+    fn resolve(&self, dims: &Dims) -> Result<Box<dyn ResolvedNorm>, SpecError>;
+}
+
+/// A normalisation layer, resolved.
+pub trait ResolvedNorm: Debug + Send + Sync {
     /// Builds the layer under `path`, normalising the last dimension of size `width`.
     fn build(&self, path: &nn::Path, width: i64) -> Layer;
+    /// The kind written out in full.
+    fn written(&self) -> Box<dyn NormKind>;
 }
+serialize_as_written!(ResolvedNorm);

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 
 use tch::nn::VarStore;
 
-use crate::spec::ModelSpec;
+use crate::spec::ResolvedModel;
 
 /// One row per variable, in natural order (`blocks.2` before `blocks.10`).
 pub fn parameter_table(vs: &VarStore) -> String {
@@ -55,7 +55,7 @@ pub struct FlopsPerToken {
 impl FlopsPerToken {
     /// Counted from the variables of a built model (its matrices) and its resolved spec (the
     /// width of the queries that score the context).
-    pub fn of(vs: &VarStore, model: &ModelSpec) -> Self {
+    pub fn of(vs: &VarStore, model: &ResolvedModel) -> Self {
         let variables = vs.variables();
         let is_lookup =
             |name: &str| name.starts_with("token_embedding.") || name.starts_with("position.");
@@ -67,11 +67,10 @@ impl FlopsPerToken {
         // Every query dimension meets a key dimension (scores) and a value dimension (weighted
         // sum): 2 multiply-adds per query dimension per context position. Grouped key/value heads
         // save projections, not this.
-        let dims = model.dims(1, tch::Kind::Float);
         let query_width: i64 = model
             .stack()
             .iter()
-            .map(|block| block.attention.query_width(&dims))
+            .map(|block| block.attention.query_width())
             .sum();
         let forward = 2 * matrix_weights + 2 * 2 * model.block_size * query_width;
         FlopsPerToken {

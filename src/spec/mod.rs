@@ -1,6 +1,12 @@
 //! The spec: *what* to build and how to train it, as written in YAML. It is the single source of
-//! truth — parsed strictly (unknown keys are errors), resolved (every default and derived size
-//! written out) and validated before anything is built, then stored with every run and checkpoint.
+//! truth — parsed strictly (unknown keys are errors) into a [`WrittenSpec`], resolved (every default
+//! and derived size worked out) and validated into a [`Spec`] before anything is built, then stored
+//! with every run and checkpoint.
+//!
+//! Two types, two stages (as candle's `LlamaConfig` → `Config`): a written type keeps `Option`s for
+//! what a user may leave out; its resolved type has none that stand for a default, so builders
+//! consume values and derive nothing again. `Option`s that remain mean "absent" (no final norm, no
+//! gradient clipping), never "work it out later".
 
 pub mod model;
 pub mod sampling;
@@ -15,16 +21,20 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result, SpecError};
 use crate::layers::Dims;
 
-pub use model::ModelSpec;
+pub use model::{ModelSpec, ResolvedModel, Stack};
 pub use sampling::{Decoding, SamplingSpec};
-pub use training::{AdamWSpec, DecayTarget, DeviceSpec, TrainingSpec, ValEval, MAX_MINUTES};
+pub use training::{
+    AdamWSpec, DecayTarget, DeviceSpec, TrainingSpec, ValEval, WrittenTraining, MAX_MINUTES,
+};
 
 /// Where bare spec names (`task06.yaml`, `task06`) are looked up.
 pub const ARCHITECTURES_DIR: &str = "architectures";
 
-#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
+// A spec as written in its YAML file: what may be left out is left out. `WrittenSpec::resolve`
+// turns it into a `Spec`. (Plain comments: doc comments would become the schema's descriptions.)
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Spec {
+pub struct WrittenSpec {
     /// Names the run directory `runs/<name>/`; defaults to the file's stem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -32,8 +42,22 @@ pub struct Spec {
     pub data: DataSpec,
     pub model: ModelSpec,
     #[serde(default)]
-    pub training: TrainingSpec,
+    pub training: WrittenTraining,
     #[serde(default)]
+    pub sampling: SamplingSpec,
+}
+
+/// A spec resolved: validated, with every default and derived size of the model worked out
+/// ([`ResolvedModel`]). Everything downstream reads this type. It serialises as the spec written
+/// out in full (`spec.yaml` of a run, a checkpoint's metadata), which resolves to itself again.
+#[derive(Debug, Serialize)]
+pub struct Spec {
+    /// `None` only for a spec that came from text without a name: runs file it under `spec`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub data: DataSpec,
+    pub model: ResolvedModel,
+    pub training: TrainingSpec,
     pub sampling: SamplingSpec,
 }
 
@@ -57,14 +81,14 @@ impl Default for DataSpec {
     }
 }
 
-impl Spec {
-    /// Reads, parses and resolves a spec file. `name` defaults to the file stem.
-    pub fn load(path: &Path) -> Result<Spec> {
+impl WrittenSpec {
+    /// Reads and parses a spec file, without resolving it. `name` defaults to the file stem.
+    pub fn read(path: &Path) -> Result<WrittenSpec> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::SpecRead {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut spec = Spec::parse(&text).map_err(|message| Error::SpecSyntax {
+        let mut spec = WrittenSpec::parse(&text).map_err(|message| Error::SpecSyntax {
             path: path.to_path_buf(),
             message,
         })?;
@@ -73,15 +97,11 @@ impl Spec {
                 .file_stem()
                 .map(|stem| stem.to_string_lossy().into_owned());
         }
-        spec.resolve().map_err(|source| Error::SpecInvalid {
-            path: path.to_path_buf(),
-            source,
-        })?;
         Ok(spec)
     }
 
     /// Parses YAML text strictly, without resolving. The error is one line naming the field.
-    pub fn parse(text: &str) -> std::result::Result<Spec, String> {
+    pub fn parse(text: &str) -> std::result::Result<WrittenSpec, String> {
         if text.trim().is_empty()
             || text
                 .lines()
@@ -92,11 +112,48 @@ impl Spec {
         serde_norway::from_str(text).map_err(|e| tidy_yaml_error(&e.to_string()))
     }
 
+    /// Works out every default and derived size and checks that the spec describes a model that
+    /// can be built and trained. Errors name the field by its full path.
+    pub fn resolve(self) -> std::result::Result<Spec, SpecError> {
+        if let Some(name) = &self.name {
+            validate_name(name)?;
+        }
+        self.data.validate().map_err(|e| e.within("data"))?;
+        let model = self.model.resolve().map_err(|e| e.within("model"))?;
+        let training = self.training.resolve().map_err(|e| e.within("training"))?;
+        self.sampling.validate().map_err(|e| e.within("sampling"))?;
+        Ok(Spec {
+            name: self.name,
+            data: self.data,
+            model,
+            training,
+            sampling: self.sampling,
+        })
+    }
+}
+
+impl Spec {
+    /// Reads, parses and resolves a spec file. `name` defaults to the file stem.
+    pub fn load(path: &Path) -> Result<Spec> {
+        Spec::load_with(path, |_| {})
+    }
+
+    /// Reads a spec file, lets `adjust` change the spec as written (command-line overrides,
+    /// which then take part in resolution like any written value), and resolves it.
+    pub fn load_with(path: &Path, adjust: impl FnOnce(&mut WrittenSpec)) -> Result<Spec> {
+        let mut written = WrittenSpec::read(path)?;
+        adjust(&mut written);
+        written.resolve().map_err(|source| Error::SpecInvalid {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
     /// Parses and resolves YAML text (for specs that do not come from a file).
     pub fn from_yaml(text: &str) -> std::result::Result<Spec, String> {
-        let mut spec = Spec::parse(text)?;
-        spec.resolve().map_err(|e| e.to_string())?;
-        Ok(spec)
+        WrittenSpec::parse(text)?
+            .resolve()
+            .map_err(|e| e.to_string())
     }
 
     /// The resolved spec as YAML: every default and derived size written out.
@@ -116,18 +173,6 @@ impl Spec {
     pub fn dims(&self, vocab_size: i64) -> Dims {
         self.model
             .dims(vocab_size, self.training.precision.compute_kind())
-    }
-
-    /// Fills in every default and derived size and checks that the spec describes a model that can
-    /// be built and trained. Errors name the field by its full path.
-    pub fn resolve(&mut self) -> std::result::Result<(), SpecError> {
-        if let Some(name) = &self.name {
-            validate_name(name)?;
-        }
-        self.data.validate().map_err(|e| e.within("data"))?;
-        self.model.resolve().map_err(|e| e.within("model"))?;
-        self.training.validate().map_err(|e| e.within("training"))?;
-        self.sampling.validate().map_err(|e| e.within("sampling"))
     }
 }
 

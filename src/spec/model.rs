@@ -1,16 +1,18 @@
 //! `model:`: the architecture — context length, width, depth, dropout sites, initialisation, the
 //! positional scheme and the blocks (one `block` copied `n_layer` times, or a `blocks` list) — and
-//! how it resolves: defaults written out, every kind checked against the sizes it will build with.
+//! how it resolves ([`ModelSpec`] as written → [`ResolvedModel`]): defaults written out, every kind
+//! checked against the sizes it will build with.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::SpecError;
-use crate::layers::block::BlockSpec;
+use crate::layers::block::{BlockSpec, ResolvedBlock};
 use crate::layers::init::InitScheme;
 use crate::layers::position::learned::Learned;
-use crate::layers::{Dims, NormKind, PositionKind};
+use crate::layers::{Dims, NormKind, PositionKind, ResolvedNorm, ResolvedPosition};
 use crate::validate::{require_probability, require_size};
 
+// The `model:` section as written: sizes and sites a spec may leave out are `Option`s here.
 #[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
@@ -59,49 +61,107 @@ fn default_position() -> Box<dyn PositionKind> {
     Box::new(Learned {})
 }
 
+/// The architecture resolved: every dropout site's probability, the depth, and each kind with
+/// its sizes worked out. What the model is built from and what is stored with a run; it
+/// serialises as the `model:` section written out in full, which resolves to itself again.
+#[derive(Debug, Serialize)]
+pub struct ResolvedModel {
+    pub block_size: i64,
+    pub n_embd: i64,
+    pub dropout: f64,
+    pub attention_dropout: f64,
+    pub residual_dropout: f64,
+    pub embedding_dropout: f64,
+    pub init: InitScheme,
+    pub position: Box<dyn ResolvedPosition>,
+    pub n_layer: i64,
+    /// `block:` copied `n_layer` times, or a `blocks:` list, as the spec gave it.
+    #[serde(flatten)]
+    pub stack: Stack,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub final_norm: Option<Box<dyn ResolvedNorm>>,
+    pub tie_embeddings: bool,
+}
+
+/// How the spec gave the stack: one block copied, or a list.
+#[derive(Debug, Serialize)]
+pub enum Stack {
+    #[serde(rename = "block")]
+    Repeated(ResolvedBlock),
+    #[serde(rename = "blocks")]
+    Listed(Vec<ResolvedBlock>),
+}
+
 impl ModelSpec {
-    pub(super) fn resolve(&mut self) -> std::result::Result<(), SpecError> {
+    /// Works out every default and derived size and checks each against the others. Field names
+    /// in errors are relative to the section (`block.attention.head_size`).
+    pub(super) fn resolve(&self) -> std::result::Result<ResolvedModel, SpecError> {
         require_size("block_size", self.block_size)?;
         require_size("n_embd", self.n_embd)?;
-        let n_layer = self.resolve_stack()?;
-        self.n_layer = Some(n_layer);
+        let n_layer = self.resolve_depth()?;
         require_probability("dropout", self.dropout)?;
-        let attention_dropout = *self.attention_dropout.get_or_insert(self.dropout);
+        let attention_dropout = self.attention_dropout.unwrap_or(self.dropout);
         require_probability("attention_dropout", attention_dropout)?;
-        let residual_dropout = *self.residual_dropout.get_or_insert(self.dropout);
+        let residual_dropout = self.residual_dropout.unwrap_or(self.dropout);
         require_probability("residual_dropout", residual_dropout)?;
         require_probability("embedding_dropout", self.embedding_dropout)?;
-        // The vocabulary is not known yet; no layer validates against it.
-        // Resolution checks sizes only: the vocabulary and the compute kind do not matter to it.
-        let dims = self.dims(1, tch::Kind::Float);
-        self.position
+        // The vocabulary and the compute kind are not known yet, and no size depends on them.
+        let dims = Dims {
+            vocab_size: 1,
+            block_size: self.block_size,
+            n_embd: self.n_embd,
+            n_layer,
+            attention_dropout,
+            residual_dropout,
+            init: self.init,
+            compute: tch::Kind::Float,
+        };
+        let position = self
+            .position
             .resolve(&dims)
             .map_err(|e| e.within("position"))?;
-        let position = &self.position;
-        let check_block = |block: &mut BlockSpec, field: &str| {
-            block.resolve(&dims).map_err(|e| e.within(field))?;
+        let resolve_block = |block: &BlockSpec, field: &str| {
+            let resolved = block.resolve(&dims).map_err(|e| e.within(field))?;
             position
-                .check_head_size(block.attention.head_size(&dims))
-                .map_err(|e| e.within("position"))
+                .check_head_size(resolved.attention.head_size())
+                .map_err(|e| e.within("position"))?;
+            Ok::<_, SpecError>(resolved)
         };
-        match (&mut self.block, &mut self.blocks) {
-            (Some(block), _) => check_block(block, "block")?,
-            (None, Some(blocks)) => {
-                for (i, block) in blocks.iter_mut().enumerate() {
-                    check_block(block, &format!("blocks.{i}"))?;
-                }
-            }
-            (None, None) => {}
-        }
-        if let Some(norm) = &mut self.final_norm {
-            norm.resolve().map_err(|e| e.within("final_norm"))?;
-        }
-        Ok(())
+        let stack = match (&self.block, &self.blocks) {
+            (Some(block), _) => Stack::Repeated(resolve_block(block, "block")?),
+            // `resolve_depth` has checked that there is a list.
+            (None, blocks) => Stack::Listed(
+                blocks
+                    .iter()
+                    .flatten()
+                    .enumerate()
+                    .map(|(i, block)| resolve_block(block, &format!("blocks.{i}")))
+                    .collect::<std::result::Result<_, _>>()?,
+            ),
+        };
+        let final_norm = match &self.final_norm {
+            Some(norm) => Some(norm.resolve(&dims).map_err(|e| e.within("final_norm"))?),
+            None => None,
+        };
+        Ok(ResolvedModel {
+            block_size: self.block_size,
+            n_embd: self.n_embd,
+            dropout: self.dropout,
+            attention_dropout,
+            residual_dropout,
+            embedding_dropout: self.embedding_dropout,
+            init: self.init,
+            position,
+            n_layer,
+            stack,
+            final_norm,
+            tie_embeddings: self.tie_embeddings,
+        })
     }
 
     /// Checks that the stack is given one way, `block` × `n_layer` or a `blocks` list, and
     /// returns its depth.
-    fn resolve_stack(&self) -> std::result::Result<i64, SpecError> {
+    fn resolve_depth(&self) -> std::result::Result<i64, SpecError> {
         let n_layer = match (&self.block, &self.blocks) {
             (Some(_), Some(_)) => {
                 return Err(SpecError::new(
@@ -132,34 +192,32 @@ impl ModelSpec {
         require_size("n_layer", n_layer)?;
         Ok(n_layer)
     }
+}
 
+impl ResolvedModel {
     /// The blocks of the stack, bottom first.
-    pub fn stack(&self) -> Vec<&BlockSpec> {
-        match (&self.blocks, &self.block) {
-            (Some(blocks), _) => blocks.iter().collect(),
-            (None, Some(block)) => vec![block; self.n_layer() as usize],
-            (None, None) => Vec::new(),
+    pub fn stack(&self) -> Vec<&ResolvedBlock> {
+        match &self.stack {
+            Stack::Repeated(block) => vec![block; self.n_layer as usize],
+            Stack::Listed(blocks) => blocks.iter().collect(),
         }
     }
 
     /// The depth of the stack.
     pub fn n_layer(&self) -> i64 {
-        match &self.blocks {
-            Some(blocks) => blocks.len() as i64,
-            None => self.n_layer.unwrap_or(1),
-        }
+        self.n_layer
     }
 
-    /// The sizes and settings the layers are built from (dropouts as resolved), with products in
-    /// `compute` (the training section's precision decides it: [`crate::spec::Spec::dims`]).
+    /// The sizes and settings the layers are built from, with products in `compute` (the
+    /// training section's precision decides it: [`crate::spec::Spec::dims`]).
     pub fn dims(&self, vocab_size: i64, compute: tch::Kind) -> Dims {
         Dims {
             vocab_size,
             block_size: self.block_size,
             n_embd: self.n_embd,
-            n_layer: self.n_layer(),
-            attention_dropout: self.attention_dropout.unwrap_or(self.dropout),
-            residual_dropout: self.residual_dropout.unwrap_or(self.dropout),
+            n_layer: self.n_layer,
+            attention_dropout: self.attention_dropout,
+            residual_dropout: self.residual_dropout,
             init: self.init,
             compute,
         }

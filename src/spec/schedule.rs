@@ -37,55 +37,107 @@ pub struct ScheduleSpec {
     pub decay_iters: Option<i64>,
 }
 
+/// The schedule resolved: the cosine's floor and end worked out, ready to be followed.
+/// Serialises as the `schedule:` section written out in full.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(into = "ScheduleSpec")]
+pub struct Schedule {
+    pub warmup_iters: i64,
+    pub after_warmup: AfterWarmup,
+}
+
+/// What the learning rate does once the warm-up is over.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AfterWarmup {
+    Constant,
+    /// From `learning_rate` down to `floor` at iteration `end`, then `floor`.
+    Cosine {
+        floor: f64,
+        end: i64,
+    },
+}
+
+impl Default for Schedule {
+    /// The course's: constant, no warm-up.
+    fn default() -> Self {
+        Schedule {
+            warmup_iters: 0,
+            after_warmup: AfterWarmup::Constant,
+        }
+    }
+}
+
+impl From<Schedule> for ScheduleSpec {
+    fn from(schedule: Schedule) -> ScheduleSpec {
+        let (decay, min_learning_rate, decay_iters) = match schedule.after_warmup {
+            AfterWarmup::Constant => (Decay::Constant, None, None),
+            AfterWarmup::Cosine { floor, end } => (Decay::Cosine, Some(floor), Some(end)),
+        };
+        ScheduleSpec {
+            warmup_iters: schedule.warmup_iters,
+            decay,
+            min_learning_rate,
+            decay_iters,
+        }
+    }
+}
+
 impl ScheduleSpec {
-    /// Fills in the defaults that depend on the rest of the training section and checks the fields.
-    pub fn resolve(&mut self, learning_rate: f64, max_iters: i64) -> Result<(), SpecError> {
+    /// Works out the defaults that depend on the rest of the training section and checks the
+    /// fields.
+    pub fn resolve(&self, learning_rate: f64, max_iters: i64) -> Result<Schedule, SpecError> {
         if self.warmup_iters < 0 {
             return Err(SpecError::new(
                 "warmup_iters",
                 format!("must be 0 or more, got {}", self.warmup_iters),
             ));
         }
-        if self.decay == Decay::Constant {
-            if self.min_learning_rate.is_some() || self.decay_iters.is_some() {
+        let after_warmup = match self.decay {
+            Decay::Constant if self.min_learning_rate.is_some() || self.decay_iters.is_some() => {
                 return Err(SpecError::new(
                     "decay",
                     "min_learning_rate and decay_iters only apply to decay: cosine",
-                ));
+                ))
             }
-            return Ok(());
-        }
-        let floor = *self.min_learning_rate.get_or_insert(learning_rate / 10.0);
-        if !(floor >= 0.0 && floor <= learning_rate) {
-            return Err(SpecError::new(
-                "min_learning_rate",
-                format!("must be in [0, learning_rate = {learning_rate}], got {floor}"),
-            ));
-        }
-        let end = *self.decay_iters.get_or_insert(max_iters);
-        if end <= self.warmup_iters {
-            return Err(SpecError::new(
-                "decay_iters",
-                format!(
-                    "must be after the warm-up ({} iterations), got {end}",
-                    self.warmup_iters
-                ),
-            ));
-        }
-        Ok(())
+            Decay::Constant => AfterWarmup::Constant,
+            Decay::Cosine => {
+                let floor = self.min_learning_rate.unwrap_or(learning_rate / 10.0);
+                if !(floor >= 0.0 && floor <= learning_rate) {
+                    return Err(SpecError::new(
+                        "min_learning_rate",
+                        format!("must be in [0, learning_rate = {learning_rate}], got {floor}"),
+                    ));
+                }
+                let end = self.decay_iters.unwrap_or(max_iters);
+                if end <= self.warmup_iters {
+                    return Err(SpecError::new(
+                        "decay_iters",
+                        format!(
+                            "must be after the warm-up ({} iterations), got {end}",
+                            self.warmup_iters
+                        ),
+                    ));
+                }
+                AfterWarmup::Cosine { floor, end }
+            }
+        };
+        Ok(Schedule {
+            warmup_iters: self.warmup_iters,
+            after_warmup,
+        })
     }
+}
 
+impl Schedule {
     /// The learning rate of the step at `iteration`, for a peak of `learning_rate`.
     pub fn learning_rate(&self, learning_rate: f64, iteration: i64) -> f64 {
         let warmup = self.warmup_iters;
         if iteration < warmup {
             return learning_rate * (iteration + 1) as f64 / (warmup + 1) as f64;
         }
-        match self.decay {
-            Decay::Constant => learning_rate,
-            Decay::Cosine => {
-                let floor = self.min_learning_rate.unwrap_or(learning_rate / 10.0);
-                let end = self.decay_iters.unwrap_or(warmup + 1);
+        match self.after_warmup {
+            AfterWarmup::Constant => learning_rate,
+            AfterWarmup::Cosine { floor, end } => {
                 if iteration >= end {
                     return floor;
                 }
@@ -101,26 +153,30 @@ impl ScheduleSpec {
 mod tests {
     use super::*;
 
-    fn cosine(warmup: i64) -> ScheduleSpec {
-        let mut schedule = ScheduleSpec {
+    fn cosine(warmup: i64) -> Schedule {
+        let schedule = ScheduleSpec {
             warmup_iters: warmup,
             decay: Decay::Cosine,
             ..ScheduleSpec::default()
         };
-        schedule.resolve(1e-3, 1000).unwrap();
-        schedule
+        schedule.resolve(1e-3, 1000).unwrap()
     }
 
     #[test]
     fn constant_is_the_learning_rate() {
-        assert_eq!(ScheduleSpec::default().learning_rate(3e-4, 12345), 3e-4);
+        assert_eq!(Schedule::default().learning_rate(3e-4, 12345), 3e-4);
     }
 
     #[test]
     fn warm_up_rises_linearly_then_the_cosine_falls_to_the_floor() {
         let s = cosine(100);
-        assert_eq!(s.min_learning_rate, Some(1e-4));
-        assert_eq!(s.decay_iters, Some(1000));
+        assert_eq!(
+            s.after_warmup,
+            AfterWarmup::Cosine {
+                floor: 1e-4,
+                end: 1000
+            }
+        );
         assert!((s.learning_rate(1e-3, 0) - 1e-3 / 101.0).abs() < 1e-12);
         assert!((s.learning_rate(1e-3, 99) - 1e-3 * 100.0 / 101.0).abs() < 1e-12);
         assert!(
@@ -143,20 +199,20 @@ mod tests {
 
     #[test]
     fn bad_schedules_name_their_field() {
-        let mut s = ScheduleSpec {
+        let s = ScheduleSpec {
             decay: Decay::Cosine,
             min_learning_rate: Some(1.0),
             ..ScheduleSpec::default()
         };
         assert_eq!(s.resolve(1e-3, 10).unwrap_err().field, "min_learning_rate");
-        let mut s = ScheduleSpec {
+        let s = ScheduleSpec {
             warmup_iters: 50,
             decay: Decay::Cosine,
             decay_iters: Some(20),
             ..ScheduleSpec::default()
         };
         assert_eq!(s.resolve(1e-3, 10).unwrap_err().field, "decay_iters");
-        let mut s = ScheduleSpec {
+        let s = ScheduleSpec {
             decay_iters: Some(20),
             ..ScheduleSpec::default()
         };

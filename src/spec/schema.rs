@@ -13,11 +13,11 @@ use serde_json::Value;
 
 use crate::layers::{AttentionKind, FeedForwardKind, NormKind, PositionKind};
 use crate::registry::{kinds, Family};
-use crate::spec::Spec;
+use crate::spec::WrittenSpec;
 
 /// The JSON Schema of a whole spec file.
 pub fn spec_schema() -> Value {
-    let mut schema = schemars::schema_for!(Spec);
+    let mut schema = schemars::schema_for!(WrittenSpec);
     schema.insert(
         "title".into(),
         Value::String("gptbuild architecture spec".into()),

@@ -6,13 +6,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SpecError;
 use crate::layers::precision::Precision;
-use crate::spec::schedule::ScheduleSpec;
+use crate::spec::schedule::{Schedule, ScheduleSpec};
 use crate::validate::{require_count, require_positive_real, require_size};
 
-// Every field may be left out: the course's value (`TrainingSpec::default`) stands in.
+// `training:`, resolved (the default type parameter: its schedule a `Schedule`) or as written
+// (`WrittenTraining`: a `ScheduleSpec`). Every field may be left out: the course's value
+// (`WrittenTraining::default`) stands in.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
-pub struct TrainingSpec {
+#[schemars(
+    rename = "TrainingSpec",
+    bound = "S: schemars::JsonSchema + Default + Serialize"
+)]
+pub struct TrainingSpec<S = Schedule> {
     pub batch_size: i64,
     pub max_iters: i64,
     /// Evaluate at iteration 0, every `eval_interval` iterations and at the last one.
@@ -26,7 +32,7 @@ pub struct TrainingSpec {
     pub val_eval: ValEval,
     pub learning_rate: f64,
     /// Warm-up and decay of the learning rate; constant by default, as in the course.
-    pub schedule: ScheduleSpec,
+    pub schedule: S,
     pub adamw: AdamWSpec,
     /// Rescale each step's gradient to at most this global L2 norm (Pascanu et al. 2013,
     /// arXiv 1211.5063); none by default.
@@ -112,7 +118,10 @@ pub enum DeviceSpec {
 /// The seed of training and of the sample after it, unless the spec gives one.
 pub const DEFAULT_SEED: u64 = 1337;
 
-impl Default for TrainingSpec {
+/// The training section as written.
+pub type WrittenTraining = TrainingSpec<ScheduleSpec>;
+
+impl<S: Default> Default for TrainingSpec<S> {
     fn default() -> Self {
         TrainingSpec {
             batch_size: 32,
@@ -121,7 +130,7 @@ impl Default for TrainingSpec {
             eval_iters: 200,
             val_eval: ValEval::default(),
             learning_rate: 1e-3,
-            schedule: ScheduleSpec::default(),
+            schedule: S::default(),
             adamw: AdamWSpec::default(),
             grad_clip: None,
             max_minutes: None,
@@ -150,8 +159,9 @@ impl Default for AdamWSpec {
 /// small enough to be a `Duration`.
 pub const MAX_MINUTES: f64 = 10.0 * 365.25 * 24.0 * 60.0;
 
-impl TrainingSpec {
-    pub(super) fn validate(&mut self) -> std::result::Result<(), SpecError> {
+impl WrittenTraining {
+    /// Checks the fields and resolves the schedule.
+    pub(super) fn resolve(self) -> std::result::Result<TrainingSpec, SpecError> {
         require_size("batch_size", self.batch_size)?;
         require_count("max_iters", self.max_iters)?;
         require_count("eval_interval", self.eval_interval)?;
@@ -169,7 +179,8 @@ impl TrainingSpec {
                 ));
             }
         }
-        self.schedule
+        let schedule = self
+            .schedule
             .resolve(self.learning_rate, self.max_iters)
             .map_err(|e| e.within("schedule"))?;
         if self.threads < 0 {
@@ -181,7 +192,24 @@ impl TrainingSpec {
                 ),
             ));
         }
-        self.adamw.validate().map_err(|e| e.within("adamw"))
+        self.adamw.validate().map_err(|e| e.within("adamw"))?;
+        Ok(TrainingSpec {
+            batch_size: self.batch_size,
+            max_iters: self.max_iters,
+            eval_interval: self.eval_interval,
+            eval_iters: self.eval_iters,
+            val_eval: self.val_eval,
+            learning_rate: self.learning_rate,
+            schedule,
+            adamw: self.adamw,
+            grad_clip: self.grad_clip,
+            max_minutes: self.max_minutes,
+            keep_best: self.keep_best,
+            seed: self.seed,
+            threads: self.threads,
+            device: self.device,
+            precision: self.precision,
+        })
     }
 }
 

@@ -24,7 +24,7 @@ use crate::generate::sample::generate;
 use crate::layers::precision::Precision;
 use crate::model::Gpt;
 use crate::resources::{self, MemoryEstimate};
-use crate::spec::{DeviceSpec, Spec};
+use crate::spec::{DeviceSpec, Spec, WrittenSpec};
 use crate::train::{select_device, Evaluation, Trainer};
 use crate::workflow::recorder::Recorder;
 
@@ -82,8 +82,9 @@ pub struct RunOutcome {
 }
 
 impl RunOptions {
-    /// Applies the overrides to a loaded spec and re-validates it.
-    pub fn apply(&self, spec: &mut Spec, spec_path: &Path) -> Result<()> {
+    /// Applies the overrides to a spec as written, before it is resolved: a derived value (the
+    /// cosine's `decay_iters` defaults to `max_iters`) follows the overridden one.
+    pub fn apply(&self, spec: &mut WrittenSpec) {
         let training = &mut spec.training;
         training.max_iters = self.max_iters.unwrap_or(training.max_iters);
         training.eval_interval = self.eval_interval.unwrap_or(training.eval_interval);
@@ -96,10 +97,6 @@ impl RunOptions {
         if let Some(seed) = self.seed {
             spec.sampling.seed = seed;
         }
-        spec.resolve().map_err(|source| Error::SpecInvalid {
-            path: spec_path.to_path_buf(),
-            source,
-        })
     }
 }
 
@@ -111,8 +108,7 @@ impl RunOptions {
 /// or infinite loss stops the run with [`Error::Diverged`], keeping the last good checkpoint. What
 /// happens at each evaluation is the [`Recorder`]'s business.
 pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Result<RunOutcome> {
-    let mut spec = Spec::load(spec_path)?;
-    options.apply(&mut spec, spec_path)?;
+    let spec = Spec::load_with(spec_path, |written| options.apply(written))?;
     let device = select_device(spec.training.device)?;
     resources::set_threads_from(options.threads, spec.training.threads)?;
     let text = load_corpus(options.data.as_deref(), spec.data.path.as_deref())?;
@@ -249,4 +245,31 @@ fn resume<'d>(
     trainer.restore(&state).map_err(mismatch)?;
     let metrics = Metrics::read(&dir.join(METRICS_FILE), state.last_evaluation)?;
     Ok((trainer, metrics))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::schedule::AfterWarmup;
+
+    /// Overrides are written values: a default derived from one follows it. (Before the written
+    /// and resolved types were split, `--iters` changed `max_iters` after the cosine's
+    /// `decay_iters` had already been set from the spec's.)
+    #[test]
+    fn the_cosine_ends_at_the_overridden_iterations() {
+        let yaml = "model: {block_size: 8, n_embd: 8, block: {attention: {kind: head}}}\n\
+                    training: {max_iters: 5000, schedule: {decay: cosine}}\n";
+        let mut written = WrittenSpec::parse(yaml).expect("a valid spec");
+        let options = RunOptions {
+            max_iters: Some(100),
+            ..RunOptions::default()
+        };
+        options.apply(&mut written);
+        let spec = written.resolve().expect("still valid");
+        assert_eq!(spec.training.max_iters, 100);
+        match spec.training.schedule.after_warmup {
+            AfterWarmup::Cosine { end, .. } => assert_eq!(end, 100),
+            AfterWarmup::Constant => panic!("the cosine stays"),
+        }
+    }
 }

@@ -17,7 +17,7 @@ use tch::nn;
 use crate::error::SpecError;
 use crate::layers::attention::multi_head::{HeadLayout, MultiHeadAttention};
 use crate::layers::attention::qk_norm::QkNorm;
-use crate::layers::{require_size, Attention, AttentionKind, Dims};
+use crate::layers::{require_size, Attention, AttentionKind, Dims, ResolveKind, ResolvedAttention};
 
 /// `attention: {kind: head, head_size: 32}`: a single head, as in the course's first step.
 /// Without an output projection its width must equal `n_embd`.
@@ -31,30 +31,40 @@ pub struct SingleHead {
 
 crate::register_kind!(Attention, "head", SingleHead);
 
-#[typetag::serde(name = "head")]
-impl AttentionKind for SingleHead {
-    fn resolve(&mut self, dims: &Dims) -> Result<(), SpecError> {
-        let head_size = *self.head_size.get_or_insert(dims.n_embd);
-        require_size("head_size", head_size)
+impl ResolveKind for SingleHead {
+    type Resolved = ResolvedSingleHead;
+
+    fn resolve(&self, dims: &Dims) -> Result<ResolvedSingleHead, SpecError> {
+        let head_size = self.head_size.unwrap_or(dims.n_embd);
+        require_size("head_size", head_size)?;
+        Ok(ResolvedSingleHead { head_size })
+    }
+}
+
+/// One head with its width worked out.
+#[derive(Debug, Clone)]
+pub struct ResolvedSingleHead {
+    pub head_size: i64,
+}
+
+impl ResolvedAttention for ResolvedSingleHead {
+    fn output_width(&self, _dims: &Dims) -> i64 {
+        self.head_size
     }
 
-    fn output_width(&self, dims: &Dims) -> i64 {
-        self.head_size(dims)
+    fn head_size(&self) -> i64 {
+        self.head_size
     }
 
-    fn head_size(&self, dims: &Dims) -> i64 {
-        self.head_size.unwrap_or(dims.n_embd)
-    }
-
-    fn query_width(&self, dims: &Dims) -> i64 {
-        self.head_size(dims)
+    fn query_width(&self) -> i64 {
+        self.head_size
     }
 
     fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn Attention> {
         let layout = HeadLayout {
             n_head: 1,
             n_kv_head: 1,
-            head_size: self.head_size(dims),
+            head_size: self.head_size,
             projection: false,
             qkv_bias: false,
             projection_bias: false,
@@ -62,5 +72,11 @@ impl AttentionKind for SingleHead {
             fused: false,
         };
         Box::new(MultiHeadAttention::new(path, dims, &layout))
+    }
+
+    fn written(&self) -> Box<dyn AttentionKind> {
+        Box::new(SingleHead {
+            head_size: Some(self.head_size),
+        })
     }
 }

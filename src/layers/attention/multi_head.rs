@@ -26,7 +26,8 @@ use crate::layers::attention::scores::{attend, Visibility};
 use crate::layers::init::Role;
 use crate::layers::linear::Linear;
 use crate::layers::{
-    require_size, Attention, AttentionCache, AttentionKind, Dims, PositionalEncoding,
+    require_size, Attention, AttentionCache, AttentionKind, Dims, PositionalEncoding, ResolveKind,
+    ResolvedAttention,
 };
 
 /// `attention: {kind: multi_head, n_head: 4, head_size: 8, projection: true}`, and the optional
@@ -67,9 +68,10 @@ fn yes() -> bool {
 
 crate::register_kind!(Attention, "multi_head", MultiHead);
 
-#[typetag::serde(name = "multi_head")]
-impl AttentionKind for MultiHead {
-    fn resolve(&mut self, dims: &Dims) -> Result<(), SpecError> {
+impl ResolveKind for MultiHead {
+    type Resolved = HeadLayout;
+
+    fn resolve(&self, dims: &Dims) -> Result<HeadLayout, SpecError> {
         require_size("n_head", self.n_head)?;
         let head_size = match self.head_size {
             Some(size) => size,
@@ -84,9 +86,8 @@ impl AttentionKind for MultiHead {
                 ))
             }
         };
-        self.head_size = Some(head_size);
         require_size("head_size", head_size)?;
-        let n_kv_head = *self.n_kv_head.get_or_insert(self.n_head);
+        let n_kv_head = self.n_kv_head.unwrap_or(self.n_head);
         require_size("n_kv_head", n_kv_head)?;
         if self.n_head % n_kv_head != 0 {
             return Err(SpecError::new(
@@ -98,45 +99,22 @@ impl AttentionKind for MultiHead {
                 ),
             ));
         }
-        if !self.projection && self.projection_bias {
-            // The default is `true`; without a projection there is nothing for it to apply to.
-            self.projection_bias = false;
-        }
-        Ok(())
-    }
-
-    fn output_width(&self, dims: &Dims) -> i64 {
-        if self.projection {
-            dims.n_embd
-        } else {
-            self.query_width(dims)
-        }
-    }
-
-    fn head_size(&self, dims: &Dims) -> i64 {
-        self.head_size.unwrap_or(dims.n_embd / self.n_head.max(1))
-    }
-
-    fn query_width(&self, dims: &Dims) -> i64 {
-        self.n_head * self.head_size(dims)
-    }
-
-    fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn Attention> {
-        let layout = HeadLayout {
+        Ok(HeadLayout {
             n_head: self.n_head,
-            n_kv_head: self.n_kv_head.unwrap_or(self.n_head),
-            head_size: self.head_size(dims),
+            n_kv_head,
+            head_size,
             projection: self.projection,
+            // The default is `true`; without a projection there is nothing for it to apply to.
+            projection_bias: self.projection && self.projection_bias,
             qkv_bias: self.qkv_bias,
-            projection_bias: self.projection_bias,
             qk_norm: self.qk_norm,
             fused: self.fused,
-        };
-        Box::new(MultiHeadAttention::new(path, dims, &layout))
+        })
     }
 }
 
-/// Everything that shapes an attention layer, resolved.
+/// Everything that shapes an attention layer: the `multi_head` kind resolved (the `head` kind
+/// builds one too).
 #[derive(Debug, Clone)]
 pub struct HeadLayout {
     pub n_head: i64,
@@ -147,6 +125,41 @@ pub struct HeadLayout {
     pub projection_bias: bool,
     pub qk_norm: QkNorm,
     pub fused: bool,
+}
+
+impl ResolvedAttention for HeadLayout {
+    fn output_width(&self, dims: &Dims) -> i64 {
+        if self.projection {
+            dims.n_embd
+        } else {
+            self.query_width()
+        }
+    }
+
+    fn head_size(&self) -> i64 {
+        self.head_size
+    }
+
+    fn query_width(&self) -> i64 {
+        self.n_head * self.head_size
+    }
+
+    fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn Attention> {
+        Box::new(MultiHeadAttention::new(path, dims, self))
+    }
+
+    fn written(&self) -> Box<dyn AttentionKind> {
+        Box::new(MultiHead {
+            n_head: self.n_head,
+            n_kv_head: Some(self.n_kv_head),
+            head_size: Some(self.head_size),
+            projection: self.projection,
+            qkv_bias: self.qkv_bias,
+            projection_bias: self.projection_bias,
+            qk_norm: self.qk_norm,
+            fused: self.fused,
+        })
+    }
 }
 
 #[derive(Debug)]

@@ -16,7 +16,7 @@ use tch::nn::{self, Init};
 use tch::Tensor;
 
 use crate::layers::norm::rms_norm::RmsNormKind;
-use crate::layers::{Layer, NormKind};
+use crate::layers::{Layer, ResolvedNorm};
 
 /// `qk_norm:` of a multi-head attention.
 #[derive(

@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
+use crate::error::SpecError;
 use crate::layers::init::Role;
 use crate::layers::linear::Linear;
-use crate::layers::{Dims, FeedForwardKind, Layer};
+use crate::layers::{Dims, FeedForwardKind, Layer, ResolveKind, ResolvedFeedForward};
 
 /// `feed_forward: {kind: linear}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -17,8 +18,15 @@ pub struct LinearReluKind {}
 
 crate::register_kind!(FeedForward, "linear", LinearReluKind);
 
-#[typetag::serde(name = "linear")]
-impl FeedForwardKind for LinearReluKind {
+impl ResolveKind for LinearReluKind {
+    type Resolved = LinearReluKind;
+
+    fn resolve(&self, _dims: &Dims) -> Result<LinearReluKind, SpecError> {
+        Ok(self.clone())
+    }
+}
+
+impl ResolvedFeedForward for LinearReluKind {
     fn activation_width(&self, dims: &Dims) -> i64 {
         dims.n_embd
     }
@@ -32,6 +40,10 @@ impl FeedForwardKind for LinearReluKind {
             Role::ResidualOutput,
         );
         Some(Box::new(LinearRelu { linear }))
+    }
+
+    fn written(&self) -> Box<dyn FeedForwardKind> {
+        Box::new(self.clone())
     }
 }
 

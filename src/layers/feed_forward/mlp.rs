@@ -11,7 +11,7 @@ use tch::Tensor;
 use crate::error::SpecError;
 use crate::layers::init::Role::{Inner, ResidualOutput};
 use crate::layers::linear::Linear;
-use crate::layers::{require_size, Dims, FeedForwardKind, Layer};
+use crate::layers::{require_size, Dims, FeedForwardKind, Layer, ResolveKind, ResolvedFeedForward};
 
 /// `feed_forward: {kind: mlp, hidden_multiplier: 4}` or `{kind: mlp, hidden_size: 100}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -50,10 +50,11 @@ impl Activation {
 
 crate::register_kind!(FeedForward, "mlp", MlpKind);
 
-#[typetag::serde(name = "mlp")]
-impl FeedForwardKind for MlpKind {
-    fn resolve(&mut self, dims: &Dims) -> Result<(), SpecError> {
-        let hidden = match (self.hidden_multiplier, self.hidden_size) {
+impl ResolveKind for MlpKind {
+    type Resolved = ResolvedMlp;
+
+    fn resolve(&self, dims: &Dims) -> Result<ResolvedMlp, SpecError> {
+        let hidden_size = match (self.hidden_multiplier, self.hidden_size) {
             (Some(_), Some(_)) => {
                 return Err(SpecError::new(
                     "hidden_size",
@@ -67,19 +68,28 @@ impl FeedForwardKind for MlpKind {
             (None, Some(size)) => size,
             (None, None) => 4 * dims.n_embd,
         };
-        require_size("hidden_size", hidden)?;
-        // The resolved spec states the width itself, the one number the layer is built from.
-        self.hidden_multiplier = None;
-        self.hidden_size = Some(hidden);
-        Ok(())
+        require_size("hidden_size", hidden_size)?;
+        Ok(ResolvedMlp {
+            hidden_size,
+            activation: self.activation,
+        })
     }
+}
 
-    fn activation_width(&self, dims: &Dims) -> i64 {
-        self.hidden_size.unwrap_or(4 * dims.n_embd)
+/// The MLP with its hidden width worked out.
+#[derive(Debug, Clone)]
+pub struct ResolvedMlp {
+    pub hidden_size: i64,
+    pub activation: Activation,
+}
+
+impl ResolvedFeedForward for ResolvedMlp {
+    fn activation_width(&self, _dims: &Dims) -> i64 {
+        self.hidden_size
     }
 
     fn build(&self, path: &nn::Path, dims: &Dims) -> Option<Layer> {
-        let hidden = self.hidden_size.unwrap_or(4 * dims.n_embd);
+        let hidden = self.hidden_size;
         Some(Box::new(Mlp {
             expand: Linear::new(&(path / "expand"), (dims.n_embd, hidden), true, dims, Inner),
             contract: Linear::new(
@@ -92,6 +102,15 @@ impl FeedForwardKind for MlpKind {
             dropout: dims.residual_dropout,
             activation: self.activation,
         }))
+    }
+
+    /// The width itself, the one number the layer is built from (no multiplier).
+    fn written(&self) -> Box<dyn FeedForwardKind> {
+        Box::new(MlpKind {
+            hidden_multiplier: None,
+            hidden_size: Some(self.hidden_size),
+            activation: self.activation,
+        })
     }
 }
 

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
-use crate::layers::{Dims, FeedForwardKind, Layer};
+use crate::error::SpecError;
+use crate::layers::{Dims, FeedForwardKind, Layer, ResolveKind, ResolvedFeedForward};
 
 /// `feed_forward: {kind: none}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -12,13 +13,24 @@ pub struct NoFeedForward {}
 
 crate::register_kind!(FeedForward, "none", NoFeedForward);
 
-#[typetag::serde(name = "none")]
-impl FeedForwardKind for NoFeedForward {
+impl ResolveKind for NoFeedForward {
+    type Resolved = NoFeedForward;
+
+    fn resolve(&self, _dims: &Dims) -> Result<NoFeedForward, SpecError> {
+        Ok(self.clone())
+    }
+}
+
+impl ResolvedFeedForward for NoFeedForward {
     fn activation_width(&self, _dims: &Dims) -> i64 {
         0
     }
 
     fn build(&self, _path: &nn::Path, _dims: &Dims) -> Option<Layer> {
         None
+    }
+
+    fn written(&self) -> Box<dyn FeedForwardKind> {
+        Box::new(self.clone())
     }
 }

@@ -13,7 +13,7 @@ use tch::Tensor;
 use crate::error::SpecError;
 use crate::layers::init::Role::{Inner, ResidualOutput};
 use crate::layers::linear::Linear;
-use crate::layers::{require_size, Dims, FeedForwardKind, Layer};
+use crate::layers::{require_size, Dims, FeedForwardKind, Layer, ResolveKind, ResolvedFeedForward};
 
 /// `feed_forward: {kind: swiglu}` or `{kind: swiglu, hidden_size: 128}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -31,22 +31,32 @@ pub fn default_hidden_size(n_embd: i64) -> i64 {
 
 crate::register_kind!(FeedForward, "swiglu", SwiGluKind);
 
-#[typetag::serde(name = "swiglu")]
-impl FeedForwardKind for SwiGluKind {
-    fn resolve(&mut self, dims: &Dims) -> Result<(), SpecError> {
-        let hidden = *self
-            .hidden_size
-            .get_or_insert(default_hidden_size(dims.n_embd));
-        require_size("hidden_size", hidden)
-    }
+impl ResolveKind for SwiGluKind {
+    type Resolved = ResolvedSwiGlu;
 
-    fn activation_width(&self, dims: &Dims) -> i64 {
+    fn resolve(&self, dims: &Dims) -> Result<ResolvedSwiGlu, SpecError> {
+        let hidden_size = self
+            .hidden_size
+            .unwrap_or_else(|| default_hidden_size(dims.n_embd));
+        require_size("hidden_size", hidden_size)?;
+        Ok(ResolvedSwiGlu { hidden_size })
+    }
+}
+
+/// SwiGLU with its hidden width worked out.
+#[derive(Debug, Clone)]
+pub struct ResolvedSwiGlu {
+    pub hidden_size: i64,
+}
+
+impl ResolvedFeedForward for ResolvedSwiGlu {
+    fn activation_width(&self, _dims: &Dims) -> i64 {
         // The gate, the up projection and their product.
-        3 * self.hidden_size.unwrap_or(default_hidden_size(dims.n_embd))
+        3 * self.hidden_size
     }
 
     fn build(&self, path: &nn::Path, dims: &Dims) -> Option<Layer> {
-        let hidden = self.hidden_size.unwrap_or(default_hidden_size(dims.n_embd));
+        let hidden = self.hidden_size;
         Some(Box::new(SwiGlu {
             gate: Linear::new(&(path / "gate"), (dims.n_embd, hidden), false, dims, Inner),
             up: Linear::new(&(path / "up"), (dims.n_embd, hidden), false, dims, Inner),
@@ -59,6 +69,12 @@ impl FeedForwardKind for SwiGluKind {
             ),
             dropout: dims.residual_dropout,
         }))
+    }
+
+    fn written(&self) -> Box<dyn FeedForwardKind> {
+        Box::new(SwiGluKind {
+            hidden_size: Some(self.hidden_size),
+        })
     }
 }
 

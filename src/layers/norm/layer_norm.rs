@@ -8,7 +8,7 @@ use tch::nn::{self, Init, ModuleT};
 use tch::Tensor;
 
 use crate::error::SpecError;
-use crate::layers::{require_eps, Layer, NormKind};
+use crate::layers::{require_eps, Dims, Layer, NormKind, ResolveKind, ResolvedNorm};
 
 /// `norm: {kind: layernorm, eps: 1.0e-5}`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -31,12 +31,16 @@ impl Default for LayerNormKind {
 
 crate::register_kind!(Norm, "layernorm", LayerNormKind);
 
-#[typetag::serde(name = "layernorm")]
-impl NormKind for LayerNormKind {
-    fn resolve(&mut self) -> Result<(), SpecError> {
-        require_eps(self.eps)
-    }
+impl ResolveKind for LayerNormKind {
+    type Resolved = LayerNormKind;
 
+    fn resolve(&self, _dims: &Dims) -> Result<LayerNormKind, SpecError> {
+        require_eps(self.eps)?;
+        Ok(self.clone())
+    }
+}
+
+impl ResolvedNorm for LayerNormKind {
     fn build(&self, path: &nn::Path, width: i64) -> Layer {
         Box::new(LayerNorm {
             weight: path.var("weight", &[width], Init::Const(1.0)),
@@ -44,6 +48,10 @@ impl NormKind for LayerNormKind {
             width,
             eps: self.eps,
         })
+    }
+
+    fn written(&self) -> Box<dyn NormKind> {
+        Box::new(self.clone())
     }
 }
 

@@ -8,7 +8,7 @@ use tch::nn::{self, Init, ModuleT};
 use tch::{Kind, Tensor};
 
 use crate::error::SpecError;
-use crate::layers::{require_eps, Layer, NormKind};
+use crate::layers::{require_eps, Dims, Layer, NormKind, ResolveKind, ResolvedNorm};
 
 /// `norm: {kind: rmsnorm, eps: 1.0e-5}`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -25,17 +25,25 @@ fn default_eps() -> f64 {
 
 crate::register_kind!(Norm, "rmsnorm", RmsNormKind);
 
-#[typetag::serde(name = "rmsnorm")]
-impl NormKind for RmsNormKind {
-    fn resolve(&mut self) -> Result<(), SpecError> {
-        require_eps(self.eps)
-    }
+impl ResolveKind for RmsNormKind {
+    type Resolved = RmsNormKind;
 
+    fn resolve(&self, _dims: &Dims) -> Result<RmsNormKind, SpecError> {
+        require_eps(self.eps)?;
+        Ok(self.clone())
+    }
+}
+
+impl ResolvedNorm for RmsNormKind {
     fn build(&self, path: &nn::Path, width: i64) -> Layer {
         Box::new(RmsNorm {
             weight: path.var("weight", &[width], Init::Const(1.0)),
             eps: self.eps,
         })
+    }
+
+    fn written(&self) -> Box<dyn NormKind> {
+        Box::new(self.clone())
     }
 }
 

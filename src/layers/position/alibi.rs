@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::{Device, Kind, Tensor};
 
-use crate::layers::{Dims, PositionKind, PositionalEncoding};
+use crate::error::SpecError;
+use crate::layers::{Dims, PositionKind, PositionalEncoding, ResolveKind, ResolvedPosition};
 
 /// `position: {kind: alibi}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -20,14 +21,25 @@ pub struct Alibi {}
 
 crate::register_kind!(Position, "alibi", Alibi);
 
-#[typetag::serde(name = "alibi")]
-impl PositionKind for Alibi {
+impl ResolveKind for Alibi {
+    type Resolved = Alibi;
+
+    fn resolve(&self, _dims: &Dims) -> Result<Alibi, SpecError> {
+        Ok(self.clone())
+    }
+}
+
+impl ResolvedPosition for Alibi {
     fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn PositionalEncoding> {
         let device = path.device();
         let position = Tensor::arange(dims.block_size, (Kind::Float, device));
         // distance[i][j] = i − j; negative entries lie in the future, which the mask hides anyway.
         let distance = position.unsqueeze(1) - position.unsqueeze(0);
         Box::new(AlibiBiases { distance })
+    }
+
+    fn written(&self) -> Box<dyn PositionKind> {
+        Box::new(self.clone())
     }
 }
 

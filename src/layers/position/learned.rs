@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::Tensor;
 
-use crate::layers::{Dims, PositionKind, PositionalEncoding};
+use crate::error::SpecError;
+use crate::layers::{Dims, PositionKind, PositionalEncoding, ResolveKind, ResolvedPosition};
 
 /// `position: {kind: learned}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -17,8 +18,15 @@ pub struct Learned {}
 
 crate::register_kind!(Position, "learned", Learned);
 
-#[typetag::serde(name = "learned")]
-impl PositionKind for Learned {
+impl ResolveKind for Learned {
+    type Resolved = Learned;
+
+    fn resolve(&self, _dims: &Dims) -> Result<Learned, SpecError> {
+        Ok(self.clone())
+    }
+}
+
+impl ResolvedPosition for Learned {
     fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn PositionalEncoding> {
         Box::new(LearnedPositions {
             weight: path.var(
@@ -27,6 +35,10 @@ impl PositionKind for Learned {
                 dims.init.embedding(),
             ),
         })
+    }
+
+    fn written(&self) -> Box<dyn PositionKind> {
+        Box::new(self.clone())
     }
 }
 

@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
-use crate::layers::{Dims, PositionKind, PositionalEncoding};
+use crate::error::SpecError;
+use crate::layers::{Dims, PositionKind, PositionalEncoding, ResolveKind, ResolvedPosition};
 
 /// `position: {kind: none}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -15,10 +16,21 @@ pub struct NoPosition {}
 
 crate::register_kind!(Position, "none", NoPosition);
 
-#[typetag::serde(name = "none")]
-impl PositionKind for NoPosition {
+impl ResolveKind for NoPosition {
+    type Resolved = NoPosition;
+
+    fn resolve(&self, _dims: &Dims) -> Result<NoPosition, SpecError> {
+        Ok(self.clone())
+    }
+}
+
+impl ResolvedPosition for NoPosition {
     fn build(&self, _path: &nn::Path, _dims: &Dims) -> Box<dyn PositionalEncoding> {
         Box::new(NoPositions)
+    }
+
+    fn written(&self) -> Box<dyn PositionKind> {
+        Box::new(self.clone())
     }
 }
 

@@ -19,7 +19,7 @@ use tch::nn;
 use tch::{Kind, Tensor};
 
 use crate::error::SpecError;
-use crate::layers::{Dims, PositionKind, PositionalEncoding};
+use crate::layers::{Dims, PositionKind, PositionalEncoding, ResolveKind, ResolvedPosition};
 
 /// `position: {kind: rope, theta: 10000.0}`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -44,11 +44,12 @@ impl Default for Rope {
 
 crate::register_kind!(Position, "rope", Rope);
 
-#[typetag::serde(name = "rope")]
-impl PositionKind for Rope {
-    fn resolve(&mut self, _dims: &Dims) -> Result<(), SpecError> {
+impl ResolveKind for Rope {
+    type Resolved = Rope;
+
+    fn resolve(&self, _dims: &Dims) -> Result<Rope, SpecError> {
         if self.theta > 1.0 && self.theta.is_finite() {
-            Ok(())
+            Ok(self.clone())
         } else {
             Err(SpecError::new(
                 "theta",
@@ -56,7 +57,9 @@ impl PositionKind for Rope {
             ))
         }
     }
+}
 
+impl ResolvedPosition for Rope {
     fn check_head_size(&self, head_size: i64) -> Result<(), SpecError> {
         if head_size % 2 == 0 {
             Ok(())
@@ -74,6 +77,10 @@ impl PositionKind for Rope {
             block_size: dims.block_size,
             tables: Mutex::new(Vec::new()),
         })
+    }
+
+    fn written(&self) -> Box<dyn PositionKind> {
+        Box::new(self.clone())
     }
 }
 

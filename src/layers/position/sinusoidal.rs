@@ -10,7 +10,7 @@ use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 use crate::error::SpecError;
-use crate::layers::{Dims, PositionKind, PositionalEncoding};
+use crate::layers::{Dims, PositionKind, PositionalEncoding, ResolveKind, ResolvedPosition};
 
 /// `position: {kind: sinusoidal, base: 10000}`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -27,9 +27,10 @@ fn default_base() -> f64 {
 
 crate::register_kind!(Position, "sinusoidal", Sinusoidal);
 
-#[typetag::serde(name = "sinusoidal")]
-impl PositionKind for Sinusoidal {
-    fn resolve(&mut self, dims: &Dims) -> Result<(), SpecError> {
+impl ResolveKind for Sinusoidal {
+    type Resolved = Sinusoidal;
+
+    fn resolve(&self, dims: &Dims) -> Result<Sinusoidal, SpecError> {
         if !(self.base > 1.0 && self.base.is_finite()) {
             return Err(SpecError::new(
                 "base",
@@ -45,13 +46,19 @@ impl PositionKind for Sinusoidal {
                 ),
             ));
         }
-        Ok(())
+        Ok(self.clone())
     }
+}
 
+impl ResolvedPosition for Sinusoidal {
     fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn PositionalEncoding> {
         Box::new(SinusoidalPositions {
             table: sinusoid_table(dims.block_size, dims.n_embd, self.base, path.device()),
         })
+    }
+
+    fn written(&self) -> Box<dyn PositionKind> {
+        Box::new(self.clone())
     }
 }
 
