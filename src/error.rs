@@ -45,7 +45,10 @@ pub enum Error {
     #[error("corpus {path}: {message}")]
     Corpus { path: PathBuf, message: String },
 
-    #[error("the {split} split has {len} characters, too few for block_size {block_size}")]
+    #[error("tokenizer {path}: {message}")]
+    Tokenizer { path: PathBuf, message: String },
+
+    #[error("the {split} split has {len} tokens, too few for block_size {block_size}")]
     CorpusTooShort {
         split: &'static str,
         len: usize,

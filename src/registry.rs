@@ -15,6 +15,8 @@ pub enum Family {
     Attention,
     FeedForward,
     Norm,
+    /// `data.tokenizer` (not a layer: its kinds make a tokenizer instead of resolving).
+    Tokenizer,
 }
 
 /// A kind's schema, registered by [`register_kind!`](crate::register_kind).
@@ -46,6 +48,25 @@ macro_rules! register_kind {
     (Norm, $name:tt, $ty:ty) => {
         $crate::register_kind!(@kind Norm, NormKind, ResolvedNorm, $name, $ty);
     };
+    (Tokenizer, $name:tt, $ty:ty) => {
+        #[typetag::serde(name = $name)]
+        impl $crate::data::tokenizer::TokenizerKind for $ty {
+            fn validate(&self) -> ::std::result::Result<(), $crate::error::SpecError> {
+                <$ty as $crate::data::tokenizer::MakeTokenizer>::validate(self)
+            }
+
+            fn make(
+                &self,
+                text: &str,
+                training: &str,
+            ) -> $crate::error::Result<::std::boxed::Box<dyn $crate::data::tokenizer::Tokenizer>>
+            {
+                <$ty as $crate::data::tokenizer::MakeTokenizer>::make(self, text, training)
+            }
+        }
+
+        $crate::register_kind!(@schema Tokenizer, $name, $ty);
+    };
     (@kind $family:ident, $written:ident, $resolved:ident, $name:tt, $ty:ty) => {
         #[typetag::serde(name = $name)]
         impl $crate::layers::$written for $ty {
@@ -61,6 +82,9 @@ macro_rules! register_kind {
             }
         }
 
+        $crate::register_kind!(@schema $family, $name, $ty);
+    };
+    (@schema $family:ident, $name:tt, $ty:ty) => {
         inventory::submit! {
             $crate::registry::KindSchema {
                 family: $crate::registry::Family::$family,

@@ -213,17 +213,23 @@ fn evaluate_scores_every_character_of_the_splits() {
         (lines[1], "train", 1_003_853, 125_482),
         (lines[2], "val", 111_539, 13_943),
     ] {
-        let loss = line
+        let (loss, bits) = line
             .strip_prefix(&format!("{split} loss "))
+            .and_then(|rest| rest.strip_suffix(&format!(" ({windows} windows of 8, stride 8)")))
             .and_then(|rest| {
-                rest.strip_suffix(&format!(
-                    " over {characters} characters ({windows} windows of 8, stride 8)"
-                ))
+                rest.split_once(&format!(" over {characters} tokens, bits per character "))
             })
             .unwrap_or_else(|| panic!("unexpected line {line:?}"));
         let loss: f64 = loss.parse().expect("a number");
+        let bits: f64 = bits.parse().expect("a number");
         // An untrained model is close to a uniform guess among 65 characters: ln 65 = 4.17.
         assert!((3.9..4.6).contains(&loss), "{line}");
+        // One token per character: bits per character is the loss in bits (both printed to 4
+        // decimals, so they agree to rounding).
+        assert!(
+            (bits - loss / std::f64::consts::LN_2).abs() < 2e-4,
+            "{line}"
+        );
     }
 
     for stride in ["0", "9"] {

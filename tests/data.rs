@@ -73,10 +73,7 @@ fn a_corpus_too_short_for_the_block_size_is_an_error() {
     let error = Dataset::new(text, &vocab, 0.9, 8, Device::Cpu)
         .unwrap_err()
         .to_string();
-    assert!(
-        error.contains("validation split has 3 characters"),
-        "{error}"
-    );
+    assert!(error.contains("validation split has 3 tokens"), "{error}");
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use gptbuild::data::tokenizer::TokenizerKind;
 use gptbuild::layers::{AttentionKind, FeedForwardKind, NormKind, PositionKind};
 use gptbuild::registry::{kinds, Family};
 use serde::Serialize;
@@ -44,6 +45,7 @@ fn every_deserialisable_kind_is_registered_and_vice_versa() {
         (Family::Attention, deserialisable::<dyn AttentionKind>()),
         (Family::FeedForward, deserialisable::<dyn FeedForwardKind>()),
         (Family::Norm, deserialisable::<dyn NormKind>()),
+        (Family::Tokenizer, deserialisable::<dyn TokenizerKind>()),
     ];
     for (family, serde_names) in families {
         assert!(serde_names.len() >= 2, "{family:?}: {serde_names:?}");

@@ -1,5 +1,5 @@
 //! Checkpoints: the model's tensors in a safetensors file, named by their variable paths, with the
-//! resolved spec (YAML) and the vocabulary in the file's metadata — everything needed to rebuild
+//! resolved spec (YAML) and the tokenizer (the characters, or a `tokenizer.json`) in the file's metadata — everything needed to rebuild
 //! and sample the model, readable from PyTorch with `safetensors.torch.load_file`.
 //!
 //! Beside it, `training.safetensors` holds what resuming needs besides the weights: the optimizer's
@@ -15,7 +15,7 @@ use safetensors::tensor::{Dtype, SafeTensors, View};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-use crate::data::vocab::Vocabulary;
+use crate::data::tokenizer::{StoredTokenizer, Tokenizer};
 use crate::error::{Error, Result};
 use crate::files::write_whole;
 use crate::model::Gpt;
@@ -32,19 +32,24 @@ pub const TRAINING_FORMAT: &str = "gptbuild-training/1";
 #[derive(Debug)]
 pub struct LoadedModel {
     pub spec: Spec,
-    pub vocab: Vocabulary,
+    pub tokenizer: Box<dyn Tokenizer>,
     /// Training iterations the weights had seen.
     pub iteration: i64,
     pub var_store: VarStore,
     pub model: Gpt,
 }
 
-/// Writes every variable of `vs` plus spec, vocabulary and iteration to `path`, atomically.
+/// Metadata keys of the tokenizer: the character vocabulary (every checkpoint before other
+/// tokenizers existed has it), or a Hugging Face `tokenizer.json`.
+const VOCAB_KEY: &str = "vocab";
+const TOKENIZER_KEY: &str = "tokenizer";
+
+/// Writes every variable of `vs` plus spec, tokenizer and iteration to `path`, atomically.
 pub fn save(
     path: &Path,
     vs: &VarStore,
     spec: &Spec,
-    vocab: &Vocabulary,
+    tokenizer: &dyn Tokenizer,
     iteration: i64,
 ) -> Result<()> {
     let mut tensors: Vec<(String, HostTensor)> = vs
@@ -53,10 +58,14 @@ pub fn save(
         .map(|(name, t)| (name, HostTensor::from_tensor(&t)))
         .collect();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let stored = match tokenizer.stored() {
+        StoredTokenizer::Characters(chars) => (VOCAB_KEY, chars),
+        StoredTokenizer::HuggingFace(json) => (TOKENIZER_KEY, json),
+    };
     let metadata = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("spec".to_string(), spec.to_yaml()),
-        ("vocab".to_string(), vocab.as_string()),
+        (stored.0.to_string(), stored.1),
         ("iteration".to_string(), iteration.to_string()),
     ]);
     write_atomically(path, tensors, metadata)
@@ -186,7 +195,13 @@ pub fn load(path: &Path, device: Device) -> Result<LoadedModel> {
     };
     let spec =
         Spec::from_yaml(field("spec")?).map_err(|e| bad(format!("its spec is invalid: {e}")))?;
-    let vocab = Vocabulary::from_chars(field("vocab")?.chars().collect()).map_err(bad)?;
+    let stored = match meta.get(TOKENIZER_KEY) {
+        Some(json) => StoredTokenizer::HuggingFace(json.clone()),
+        None => StoredTokenizer::Characters(field(VOCAB_KEY)?.clone()),
+    };
+    let tokenizer = stored
+        .rebuild()
+        .map_err(|e| bad(format!("its tokenizer: {e}")))?;
     let iteration = field("iteration")?
         .parse()
         .map_err(|_| bad("iteration is not a number".into()))?;
@@ -194,7 +209,7 @@ pub fn load(path: &Path, device: Device) -> Result<LoadedModel> {
     let file =
         SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("unreadable tensors ({e})")))?;
     let var_store = VarStore::new(device);
-    let model = Gpt::try_new(&var_store.root(), &spec, vocab.len() as i64)
+    let model = Gpt::try_new(&var_store.root(), &spec, tokenizer.vocab_size() as i64)
         .map_err(|e| bad(format!("its spec: {e}")))?;
     let variables = var_store.variables();
     if file.len() != variables.len() {
@@ -221,7 +236,7 @@ pub fn load(path: &Path, device: Device) -> Result<LoadedModel> {
     }
     Ok(LoadedModel {
         spec,
-        vocab,
+        tokenizer,
         iteration,
         var_store,
         model,

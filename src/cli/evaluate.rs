@@ -1,4 +1,5 @@
-//! `gptbuild evaluate`: score a trained model on every character of a split.
+//! `gptbuild evaluate`: score a trained model on every token of a split, with the split's bits
+//! per character (comparable across tokenizers).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -67,7 +68,7 @@ pub fn execute(args: EvaluateArgs, out: &mut dyn Write) -> Result<()> {
     resources::set_threads_from(args.threads, loaded.spec.training.threads)?;
     MemoryEstimate::inference(
         &loaded.spec.model,
-        loaded.vocab.len() as i64,
+        loaded.tokenizer.vocab_size() as i64,
         resources::EVALUATION_TOKENS as u64,
         &format!("evaluation (context {block_size})"),
     )
@@ -75,7 +76,7 @@ pub fn execute(args: EvaluateArgs, out: &mut dyn Write) -> Result<()> {
     let text = load_corpus(args.data.as_deref(), loaded.spec.data.path.as_deref())?;
     let dataset = Dataset::new(
         &text,
-        &loaded.vocab,
+        loaded.tokenizer.as_ref(),
         loaded.spec.data.train_fraction,
         block_size,
         device,
@@ -86,13 +87,15 @@ pub fn execute(args: EvaluateArgs, out: &mut dyn Write) -> Result<()> {
         let score = score_split(&loaded.model, &dataset, split, stride);
         writeln!(
             out,
-            "{} loss {:.4} over {} characters ({} windows of {block_size}, stride {stride})",
+            "{} loss {:.4} over {} tokens, bits per character {:.4} ({} windows of \
+             {block_size}, stride {stride})",
             match split {
                 Split::Train => "train",
                 Split::Val => "val",
             },
             score.loss,
             score.tokens,
+            score.bits_per_character,
             score.windows,
         )
         .map_err(Error::io("writing the scores"))?;

@@ -22,7 +22,7 @@ pub struct SampleArgs {
     /// Generate until Ctrl-C, SIGTERM or a closed pipe.
     #[arg(long)]
     pub forever: bool,
-    /// Text to continue (every character must be in the model's vocabulary).
+    /// Text to continue (with the character vocabulary, every character must be in it).
     #[arg(long, default_value = "")]
     pub prompt: String,
     /// Below 1 sharper, above 1 more adventurous.
@@ -51,7 +51,7 @@ pub fn execute(args: SampleArgs, out: &mut dyn Write) -> Result<()> {
     let block_size = loaded.spec.model.block_size;
     MemoryEstimate::inference(
         &loaded.spec.model,
-        loaded.vocab.len() as i64,
+        loaded.tokenizer.vocab_size() as i64,
         block_size as u64,
         &format!("generation (context {block_size})"),
     )

@@ -131,12 +131,26 @@ pub enum Split {
 pub struct Dataset {
     train: Tensor,
     val: Tensor,
+    /// Characters of text each split's tokens after the first stand for: what whole-split
+    /// scores, which predict every token but the first, cover (bits per character).
+    scored_characters: [i64; 2],
     block_size: i64,
 }
 
+/// The first `train_fraction` of the characters of `text` (the training split's text) and the rest.
+pub fn split_text(text: &str, train_fraction: f64) -> (&str, &str) {
+    let n_train = (train_fraction * text.chars().count() as f64) as usize;
+    let at = text
+        .char_indices()
+        .nth(n_train)
+        .map_or(text.len(), |(at, _)| at);
+    text.split_at(at)
+}
+
 impl Dataset {
-    /// Encodes `text` with `tokenizer` and splits it; each split must hold more than `block_size`
-    /// tokens.
+    /// Splits `text` ([`split_text`]) and encodes each part with `tokenizer`; each split must
+    /// hold more than `block_size` tokens. (For the character vocabulary this is the course's
+    /// split of the ids: one id per character.)
     pub fn new(
         text: &str,
         tokenizer: &dyn Tokenizer,
@@ -144,23 +158,36 @@ impl Dataset {
         block_size: i64,
         device: Device,
     ) -> Result<Self> {
-        let ids = tokenizer.encode(text)?;
-        let n_train = (train_fraction * ids.len() as f64) as usize;
-        let (train, val) = ids.split_at(n_train);
-        for (name, split) in [("training", train), ("validation", val)] {
-            if split.len() as i64 <= block_size {
+        let (train_text, val_text) = split_text(text, train_fraction);
+        let encode = |name: &'static str, part: &str| -> Result<(Tensor, i64)> {
+            let ids = tokenizer.encode(part)?;
+            if ids.len() as i64 <= block_size {
                 return Err(Error::CorpusTooShort {
                     split: name,
-                    len: split.len(),
+                    len: ids.len(),
                     block_size,
                 });
             }
-        }
+            let first = tokenizer.decode(&ids[..1]).chars().count();
+            let scored = part.chars().count().saturating_sub(first) as i64;
+            Ok((Tensor::from_slice(&ids).to_device(device), scored))
+        };
+        let (train, train_characters) = encode("training", train_text)?;
+        let (val, val_characters) = encode("validation", val_text)?;
         Ok(Dataset {
-            train: Tensor::from_slice(train).to_device(device),
-            val: Tensor::from_slice(val).to_device(device),
+            train,
+            val,
+            scored_characters: [train_characters, val_characters],
             block_size,
         })
+    }
+
+    /// Characters of text the tokens of `split` after its first stand for.
+    pub fn scored_characters(&self, split: Split) -> i64 {
+        match split {
+            Split::Train => self.scored_characters[0],
+            Split::Val => self.scored_characters[1],
+        }
     }
 
     /// Number of tokens in a split.

@@ -8,6 +8,7 @@ use std::time::Instant;
 use tch::Device;
 
 use crate::artifacts::checkpoint::LoadedModel;
+use crate::data::tokenizer::StreamDecoder;
 use crate::error::{Error, Result};
 use crate::generate::sample::generate;
 use crate::interrupt;
@@ -60,8 +61,8 @@ pub fn stream(
     out: &mut dyn Write,
 ) -> Result<StreamReport> {
     let context = match request.prompt.as_str() {
-        "" => vec![0],
-        text => loaded.vocab.encode(text)?,
+        "" => vec![loaded.tokenizer.start_token()],
+        text => loaded.tokenizer.encode(text)?,
     };
     let mut end = StreamEnd::Finished;
     let mut failure = None;
@@ -78,7 +79,8 @@ pub fn stream(
     };
     let mut tokens = 0;
     let started = Instant::now();
-    if write(&loaded.vocab.decode(&context)) {
+    let mut decoder = StreamDecoder::after(loaded.tokenizer.as_ref(), &context);
+    if write(&loaded.tokenizer.decode(&context)) {
         tch::manual_seed(request.seed as i64);
         generate(
             &loaded.model,
@@ -89,9 +91,10 @@ pub fn stream(
             Device::Cpu,
             |token| {
                 tokens += 1;
-                write(&loaded.vocab.decode(&[token])) && !interrupt::requested()
+                write(&decoder.push(token)) && !interrupt::requested()
             },
         );
+        write(&decoder.finish());
     }
     let seconds = started.elapsed().as_secs_f64();
     if let Some(source) = failure {

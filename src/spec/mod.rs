@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::tokenizer::{self, TokenizerKind};
 use crate::error::{Error, Result, SpecError};
 use crate::layers::Dims;
 
@@ -62,14 +63,18 @@ pub struct Spec {
 }
 
 // Every field may be left out: `DataSpec::default` stands in.
-#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataSpec {
     /// The corpus; `--data` and `GPTBUILD_DATA` take precedence.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
-    /// The first `train_fraction` of the tokens train, the rest validate.
+    /// The first `train_fraction` of the characters train, the rest validate.
     pub train_fraction: f64,
+    /// Text to token ids: `char` (one token per character of the corpus, the course), `bpe`
+    /// (byte-level BPE with `vocab_size` tokens, trained on the training split) or `file` (any
+    /// Hugging Face `tokenizer.json` at `path`).
+    pub tokenizer: Box<dyn TokenizerKind>,
 }
 
 impl Default for DataSpec {
@@ -77,6 +82,7 @@ impl Default for DataSpec {
         DataSpec {
             path: None,
             train_fraction: 0.9,
+            tokenizer: tokenizer::default_kind(),
         }
     }
 }
@@ -178,6 +184,9 @@ impl Spec {
 
 impl DataSpec {
     fn validate(&self) -> std::result::Result<(), SpecError> {
+        self.tokenizer
+            .validate()
+            .map_err(|e| e.within("tokenizer"))?;
         let f = self.train_fraction;
         if f > 0.0 && f < 1.0 {
             Ok(())

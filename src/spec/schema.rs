@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde_json::Value;
 
+use crate::data::tokenizer::TokenizerKind;
 use crate::layers::{AttentionKind, FeedForwardKind, NormKind, PositionKind};
 use crate::registry::{kinds, Family};
 use crate::spec::WrittenSpec;
@@ -72,6 +73,7 @@ family_json_schema!(PositionKind, Position);
 family_json_schema!(AttentionKind, Attention);
 family_json_schema!(FeedForwardKind, FeedForward);
 family_json_schema!(NormKind, Norm);
+family_json_schema!(TokenizerKind, Tokenizer);
 
 #[cfg(test)]
 mod tests {
@@ -88,6 +90,7 @@ mod tests {
             (Family::Attention, parse::<Box<dyn AttentionKind>>),
             (Family::FeedForward, parse::<Box<dyn FeedForwardKind>>),
             (Family::Norm, parse::<Box<dyn NormKind>>),
+            (Family::Tokenizer, parse::<Box<dyn TokenizerKind>>),
         ] {
             assert!(!kinds(family).is_empty(), "{family:?}");
             for kind in kinds(family) {

@@ -91,9 +91,12 @@ impl WindowPlan {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SplitScore {
     pub split: Split,
-    /// Mean cross-entropy per scored character, in nats.
+    /// Mean cross-entropy per scored token, in nats.
     pub loss: f64,
     pub tokens: i64,
+    /// The total negative log-likelihood in bits over the characters of text the scored tokens
+    /// stand for: comparable across tokenizers (for characters, `loss / ln 2`).
+    pub bits_per_character: f64,
     pub windows: usize,
 }
 
@@ -105,6 +108,7 @@ pub fn score_split(model: &Gpt, dataset: &Dataset, split: Split, stride: i64) ->
         split,
         loss: sum / tokens as f64,
         tokens,
+        bits_per_character: sum / std::f64::consts::LN_2 / dataset.scored_characters(split) as f64,
         windows: plan.windows.len(),
     }
 }

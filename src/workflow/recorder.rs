@@ -11,7 +11,7 @@ use crate::artifacts::metrics::Metrics;
 use crate::artifacts::run_dir::{
     BEST_CHECKPOINT_FILE, CHECKPOINT_FILE, METRICS_FILE, TRAINING_STATE_FILE,
 };
-use crate::data::vocab::Vocabulary;
+use crate::data::tokenizer::Tokenizer;
 use crate::error::{Error, Result};
 use crate::files::write_whole;
 use crate::interrupt;
@@ -24,7 +24,7 @@ pub struct Recorder<'r> {
     out: &'r mut dyn Write,
     dir: PathBuf,
     spec: &'r Spec,
-    vocab: &'r Vocabulary,
+    tokenizer: &'r dyn Tokenizer,
     metrics: Metrics,
     progress: Progress,
     /// This invocation's evaluations.
@@ -40,7 +40,7 @@ impl<'r> Recorder<'r> {
         out: &'r mut dyn Write,
         dir: &Path,
         spec: &'r Spec,
-        vocab: &'r Vocabulary,
+        tokenizer: &'r dyn Tokenizer,
         metrics: Metrics,
         trainer: &Trainer,
     ) -> Self {
@@ -54,7 +54,7 @@ impl<'r> Recorder<'r> {
             out,
             dir: dir.to_path_buf(),
             spec,
-            vocab,
+            tokenizer,
             best_val: metrics.best_val_loss(),
             metrics,
             progress,
@@ -82,7 +82,13 @@ impl<'r> Recorder<'r> {
     fn save_weights(&self, trainer: &Trainer, file: &str) -> Result<()> {
         let path = self.dir.join(file);
         let iteration = trainer.iteration();
-        checkpoint::save(&path, &trainer.var_store, self.spec, self.vocab, iteration)
+        checkpoint::save(
+            &path,
+            &trainer.var_store,
+            self.spec,
+            self.tokenizer,
+            iteration,
+        )
     }
 
     /// This invocation's evaluations, in order.

@@ -16,8 +16,8 @@ use crate::artifacts::metrics::Metrics;
 use crate::artifacts::run_dir::{
     self, CHECKPOINT_FILE, METRICS_FILE, SAMPLE_FILE, SPEC_FILE, TRAINING_STATE_FILE,
 };
-use crate::data::vocab::Vocabulary;
-use crate::data::{load_corpus, Dataset};
+use crate::data::tokenizer::Tokenizer;
+use crate::data::{load_corpus, split_text, Dataset};
 use crate::error::{Error, Result};
 use crate::files::write_whole;
 use crate::generate::sample::generate;
@@ -112,14 +112,24 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
     let device = select_device(spec.training.device)?;
     resources::set_threads_from(options.threads, spec.training.threads)?;
     let text = load_corpus(options.data.as_deref(), spec.data.path.as_deref())?;
-    let vocab = Vocabulary::from_text(&text);
     let (train_fraction, block_size) = (spec.data.train_fraction, spec.model.block_size);
-    let dataset = Dataset::new(&text, &vocab, train_fraction, block_size, device)?;
-    MemoryEstimate::training(&spec, vocab.len() as i64).check(device)?;
+    let tokenizer = spec
+        .data
+        .tokenizer
+        .make(&text, split_text(&text, train_fraction).0)?;
+    let dataset = Dataset::new(
+        &text,
+        tokenizer.as_ref(),
+        train_fraction,
+        block_size,
+        device,
+    )?;
+    MemoryEstimate::training(&spec, tokenizer.vocab_size() as i64).check(device)?;
 
-    let (dir, mut trainer, metrics) = start_or_resume(&spec, options, &vocab, &dataset, device)?;
+    let (dir, mut trainer, metrics) =
+        start_or_resume(&spec, options, tokenizer.as_ref(), &dataset, device)?;
     write_whole(&dir.join(SPEC_FILE), spec.to_yaml().as_bytes())?;
-    let mut recorder = Recorder::new(out, &dir, &spec, &vocab, metrics, &trainer);
+    let mut recorder = Recorder::new(out, &dir, &spec, tokenizer.as_ref(), metrics, &trainer);
     let stop = trainer.train(&mut recorder);
     recorder.finish_progress();
     let stop = stop?;
@@ -128,7 +138,7 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
     let finished = stop.completed();
     let mut sample = String::new();
     if finished {
-        sample = sample_after_training(&trainer.model, &spec, &vocab, device, out)?;
+        sample = sample_after_training(&trainer.model, &spec, tokenizer.as_ref(), device, out)?;
         write_whole(&dir.join(SAMPLE_FILE), sample.as_bytes())?;
     }
     Ok(RunOutcome {
@@ -145,7 +155,7 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
 fn start_or_resume<'d>(
     spec: &Spec,
     options: &RunOptions,
-    vocab: &Vocabulary,
+    tokenizer: &dyn Tokenizer,
     dataset: &'d Dataset,
     device: Device,
 ) -> Result<(PathBuf, Trainer<'d>, Metrics)> {
@@ -158,7 +168,7 @@ fn start_or_resume<'d>(
         .then(|| run_dir::latest_with(&runs_root, spec.name(), TRAINING_STATE_FILE))
         .flatten();
     if let Some(dir) = resumable {
-        let (trainer, metrics) = resume(&dir, spec, vocab, dataset, device)?;
+        let (trainer, metrics) = resume(&dir, spec, tokenizer, dataset, device)?;
         eprintln!(
             "resuming {} at iteration {}",
             dir.display(),
@@ -172,7 +182,7 @@ fn start_or_resume<'d>(
     let dir = run_dir::create(&runs_root, spec.name())?;
     tch::manual_seed(spec.training.seed as i64);
     let var_store = VarStore::new(device);
-    let model = Gpt::try_new(&var_store.root(), spec, vocab.len() as i64)?;
+    let model = Gpt::try_new(&var_store.root(), spec, tokenizer.vocab_size() as i64)?;
     let trainer = Trainer::new(model, var_store, dataset, &spec.training);
     Ok((dir, trainer, Metrics::new()))
 }
@@ -181,7 +191,7 @@ fn start_or_resume<'d>(
 fn sample_after_training(
     model: &Gpt,
     spec: &Spec,
-    vocab: &Vocabulary,
+    tokenizer: &dyn Tokenizer,
     device: Device,
     out: &mut dyn Write,
 ) -> Result<String> {
@@ -194,11 +204,12 @@ fn sample_after_training(
     )
     .map_err(io)?;
     tch::manual_seed(sampling.seed as i64);
-    let mut tokens = vec![0];
+    let start = tokenizer.start_token();
+    let mut tokens = vec![start];
     let count = Some(sampling.tokens.max(0) as u64);
     generate(
         model,
-        &[0],
+        &[start],
         count,
         &sampling.decoding(),
         true,
@@ -208,7 +219,7 @@ fn sample_after_training(
             true
         },
     );
-    let sample = vocab.decode(&tokens);
+    let sample = tokenizer.decode(&tokens);
     writeln!(out, "{sample}").map_err(Error::io("writing the sample"))?;
     Ok(sample)
 }
@@ -218,7 +229,7 @@ fn sample_after_training(
 fn resume<'d>(
     dir: &Path,
     spec: &Spec,
-    vocab: &Vocabulary,
+    tokenizer: &dyn Tokenizer,
     dataset: &'d Dataset,
     device: Device,
 ) -> Result<(Trainer<'d>, Metrics)> {
@@ -229,9 +240,10 @@ fn resume<'d>(
         path: model_path.clone(),
         message,
     };
-    if &loaded.vocab != vocab {
+    if loaded.tokenizer.stored() != tokenizer.stored() {
         return Err(mismatch(
-            "was trained on a corpus with a different vocabulary".into(),
+            "was trained with a different tokenizer (or on a corpus with a different vocabulary)"
+                .into(),
         ));
     }
     let state = checkpoint::load_training_state(&dir.join(TRAINING_STATE_FILE), device)?;
