@@ -93,3 +93,24 @@ fn empty_and_non_utf8_corpora_are_errors() {
         .contains("not UTF-8"));
     assert!(read_corpus(&dir.path().join("absent.txt")).is_err());
 }
+
+#[test]
+fn a_directory_corpus_is_its_text_files_in_name_order() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("b.txt"), "second\n").unwrap();
+    std::fs::write(dir.path().join("a.txt"), "first\n").unwrap();
+    std::fs::write(dir.path().join("notes.md"), "not text of the corpus").unwrap();
+    std::fs::create_dir(dir.path().join("c.txt")).unwrap();
+    assert_eq!(read_corpus(dir.path()).unwrap(), "first\nsecond\n");
+
+    std::fs::write(dir.path().join("broken.txt"), [0xff, 0xfe]).unwrap();
+    let error = read_corpus(dir.path()).unwrap_err().to_string();
+    assert!(
+        error.contains("broken.txt") && error.contains("not UTF-8"),
+        "{error}"
+    );
+
+    let none = tempfile::tempdir().unwrap();
+    let error = read_corpus(none.path()).unwrap_err().to_string();
+    assert!(error.contains("no .txt files"), "{error}");
+}

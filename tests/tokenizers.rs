@@ -6,7 +6,8 @@ mod common;
 
 use common::{corpus_path, spec_from};
 use gptbuild::artifacts::checkpoint;
-use gptbuild::artifacts::run_dir::CHECKPOINT_FILE;
+use gptbuild::artifacts::metrics;
+use gptbuild::artifacts::run_dir::{CHECKPOINT_FILE, METRICS_FILE};
 use gptbuild::data::tokenizer::{StoredTokenizer, StreamDecoder, Tokenizer};
 use gptbuild::data::vocab::Vocabulary;
 use gptbuild::data::{split_text, Dataset, Split};
@@ -188,6 +189,13 @@ fn a_bpe_run_trains_samples_and_keeps_its_tokenizer() {
     assert!(characters_per_token > 1.5, "{characters_per_token}");
     let expected = bits_per_token / characters_per_token;
     assert!((score.bits_per_character - expected).abs() <= 1e-9 * expected);
+    // metrics.csv converts each validation loss at the same characters per token.
+    let rows = metrics::read_rows(&outcome.dir.join(METRICS_FILE)).unwrap();
+    let last = rows.last().expect("rows");
+    let bits = last.val_bits_per_character.expect("the column");
+    let expected = last.val_loss / std::f64::consts::LN_2 / characters_per_token;
+    // Both written to 6 decimals.
+    assert!((bits - expected).abs() < 1e-5, "{bits} vs {expected}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! `metrics.csv`: one row per evaluation — iteration, both losses and the wall time since the run
-//! began, counted across resumes — rewritten after every evaluation so it is always complete.
+//! `metrics.csv`: one row per evaluation — iteration, both losses, the validation loss in bits per
+//! character and the wall time since the run began (counted across resumes) — rewritten after
+//! every evaluation so it is always complete.
 //! Written and read with the `csv` crate, like every table the project keeps.
 
 use std::path::Path;
@@ -10,7 +11,13 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::train::Evaluation;
 
-const HEADER: [&str; 4] = ["iteration", "train_loss", "val_loss", "elapsed_seconds"];
+const HEADER: [&str; 5] = [
+    "iteration",
+    "train_loss",
+    "val_loss",
+    "val_bits_per_character",
+    "elapsed_seconds",
+];
 
 /// One evaluation, as a row of `metrics.csv`.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -20,6 +27,11 @@ pub struct MetricsRow {
     pub val_loss: f64,
     /// Wall-clock seconds of training before this evaluation, across resumes.
     pub elapsed_seconds: f64,
+    /// The validation loss in bits per character of text, comparable across tokenizers (the
+    /// loss per token over the split's characters per token); absent in files written before
+    /// it existed.
+    #[serde(default)]
+    pub val_bits_per_character: Option<f64>,
 }
 
 #[derive(Debug)]
@@ -28,6 +40,8 @@ pub struct Metrics {
     started: Instant,
     /// Seconds the run had trained before this invocation.
     elapsed_before: f64,
+    /// Characters of text per token of the validation split (1 for the character vocabulary).
+    characters_per_token: f64,
 }
 
 impl Default for Metrics {
@@ -59,7 +73,14 @@ impl Metrics {
             rows: Vec::new(),
             started: Instant::now(),
             elapsed_before: 0.0,
+            characters_per_token: 1.0,
         }
+    }
+
+    /// Converts validation losses to bits per character at `characters_per_token`.
+    pub fn with_characters_per_token(mut self, characters_per_token: f64) -> Self {
+        self.characters_per_token = characters_per_token;
+        self
     }
 
     /// The rows of an earlier invocation up to `last_evaluation` (later ones were not reached by
@@ -84,6 +105,9 @@ impl Metrics {
             train_loss: evaluation.train_loss,
             val_loss: evaluation.val_loss,
             elapsed_seconds: self.elapsed_before + self.started.elapsed().as_secs_f64(),
+            val_bits_per_character: Some(
+                evaluation.val_loss / std::f64::consts::LN_2 / self.characters_per_token,
+            ),
         });
     }
 
@@ -105,6 +129,9 @@ impl Metrics {
                     row.iteration.to_string(),
                     format!("{:.6}", row.train_loss),
                     format!("{:.6}", row.val_loss),
+                    row.val_bits_per_character
+                        .map(|bits| format!("{bits:.6}"))
+                        .unwrap_or_default(),
                     format!("{:.3}", row.elapsed_seconds),
                 ])
             })
@@ -126,6 +153,7 @@ mod tests {
             train_loss,
             val_loss,
             elapsed_seconds,
+            val_bits_per_character: None,
         }
     }
 
@@ -133,13 +161,17 @@ mod tests {
     fn a_resumed_run_keeps_the_rows_it_reached_and_its_clock() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("metrics.csv");
-        let header = HEADER.join(",");
+        // A file from before bits per character were recorded.
+        let old_header = "iteration,train_loss,val_loss,elapsed_seconds";
         std::fs::write(
             &path,
-            format!("{header}\n0,4.1,4.2,0.5\n10,3.1,3.2,7.25\n20,2.1,2.2,9.0\n"),
+            format!("{old_header}\n0,4.1,4.2,0.5\n10,3.1,3.2,7.25\n20,2.1,2.2,9.0\n"),
         )
         .unwrap();
-        let mut metrics = Metrics::read(&path, Some(10)).unwrap();
+        let header = HEADER.join(",");
+        let mut metrics = Metrics::read(&path, Some(10))
+            .unwrap()
+            .with_characters_per_token(2.0);
         assert_eq!(
             metrics.rows,
             [row(0, 4.1, 4.2, 0.5), row(10, 3.1, 3.2, 7.25)]
@@ -153,13 +185,22 @@ mod tests {
         });
         let csv = metrics.csv();
         assert!(
-            csv.starts_with(&format!("{header}\n0,4.100000,4.200000,0.500\n")),
+            csv.starts_with(&format!("{header}\n0,4.100000,4.200000,,0.500\n")),
             "{csv}"
         );
         let last = csv.lines().last().unwrap();
-        assert!(last.starts_with("20,2.000000,2.500000,7.2"), "{csv}");
-        // What it writes, it reads back.
-        assert_eq!(parse_rows(&csv).unwrap().len(), 3);
+        assert!(
+            last.starts_with("20,2.000000,2.500000,1.803369,7.2"),
+            "{csv}"
+        );
+        // What it writes, it reads back; 2.5 nats per token of 2 characters.
+        let rows = parse_rows(&csv).unwrap();
+        assert_eq!(rows.len(), 3);
+        let bits = rows[2].val_bits_per_character.unwrap();
+        assert!(
+            (bits - 2.5 / std::f64::consts::LN_2 / 2.0).abs() < 1e-6,
+            "{bits}"
+        );
 
         std::fs::write(&path, format!("{header}\nnonsense\n")).unwrap();
         let error = Metrics::read(&path, Some(10)).unwrap_err().to_string();

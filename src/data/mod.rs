@@ -2,9 +2,10 @@
 //!
 //! Finding the corpus, in order: `--data`, the environment variable `GPTBUILD_DATA`, the spec's
 //! `data.path`, `data/tinyshakespeare.txt`, and finally a download of the canonical public copy,
-//! kept only if its sha256 matches. The first 90% of the tokens train, the rest validate; a batch is
-//! `batch_size` windows of `block_size + 1` characters at uniformly random offsets, the targets
-//! being the inputs shifted by one.
+//! kept only if its sha256 matches. A corpus is a text file or a directory of `.txt` files. The
+//! first 90% of the characters train, the rest validate, each encoded by the spec's tokenizer; a
+//! batch is `batch_size` windows of `block_size + 1` tokens at uniformly random offsets, the
+//! targets being the inputs shifted by one.
 
 pub mod tokenizer;
 pub mod vocab;
@@ -102,8 +103,41 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Reads the corpus as UTF-8 text; missing, empty and non-UTF-8 files are errors.
+/// Reads the corpus as UTF-8 text: a file, or a directory whose `.txt` files are read in name
+/// order and joined (a directory without any, and missing, empty and non-UTF-8 files, are errors
+/// naming the file).
 pub fn read_corpus(path: &Path) -> Result<String> {
+    if !path.is_dir() {
+        return read_text_file(path);
+    }
+    let corpus_error = |message: String| Error::Corpus {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map_err(|e| corpus_error(e.to_string()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|file| file.is_file() && file.extension().is_some_and(|ext| ext == "txt"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(corpus_error("the directory holds no .txt files".into()));
+    }
+    let total = files
+        .iter()
+        .filter_map(|file| std::fs::metadata(file).ok())
+        .map(|meta| meta.len())
+        .sum();
+    MemoryEstimate::corpus(total).check(Device::Cpu)?;
+    let mut text = String::new();
+    for file in &files {
+        text.push_str(&read_text_file(file)?);
+    }
+    Ok(text)
+}
+
+/// One UTF-8 text file, checked to fit in memory first.
+fn read_text_file(path: &Path) -> Result<String> {
     let corpus_error = |message: String| Error::Corpus {
         path: path.to_path_buf(),
         message,

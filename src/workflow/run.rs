@@ -17,7 +17,7 @@ use crate::artifacts::run_dir::{
     self, CHECKPOINT_FILE, METRICS_FILE, SAMPLE_FILE, SPEC_FILE, TRAINING_STATE_FILE,
 };
 use crate::data::tokenizer::Tokenizer;
-use crate::data::{load_corpus, split_text, Dataset};
+use crate::data::{load_corpus, split_text, Dataset, Split};
 use crate::error::{Error, Result};
 use crate::files::write_whole;
 use crate::generate::sample::generate;
@@ -128,6 +128,7 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
 
     let (dir, mut trainer, metrics) =
         start_or_resume(&spec, options, tokenizer.as_ref(), &dataset, device)?;
+    let metrics = metrics.with_characters_per_token(characters_per_token(&dataset));
     write_whole(&dir.join(SPEC_FILE), spec.to_yaml().as_bytes())?;
     let mut recorder = Recorder::new(out, &dir, &spec, tokenizer.as_ref(), metrics, &trainer);
     let stop = trainer.train(&mut recorder);
@@ -148,6 +149,13 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
         finished,
         iteration: trainer.iteration(),
     })
+}
+
+/// Characters of text per token of the validation split: what converts its loss per token to bits
+/// per character.
+fn characters_per_token(dataset: &Dataset) -> f64 {
+    let tokens = (dataset.len(Split::Val) - 1).max(1);
+    dataset.scored_characters(Split::Val) as f64 / tokens as f64
 }
 
 /// The run directory, trainer and metrics: the latest run of the spec continued (with
