@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 
 use super::trained_model::TrainedModel;
-use crate::data::{load_corpus, Dataset, Split};
+use crate::data::{scoring_data, Split};
 use crate::error::{Error, Result};
 use crate::resources::{self, MemoryEstimate};
 use crate::spec::DeviceSpec;
@@ -73,11 +73,14 @@ pub fn execute(args: EvaluateArgs, out: &mut dyn Write) -> Result<()> {
         &format!("evaluation (context {block_size})"),
     )
     .check(device)?;
-    let text = load_corpus(args.data.as_deref(), loaded.spec.data.path.as_deref())?;
-    let dataset = Dataset::new(
-        &text,
-        loaded.tokenizer.as_ref(),
+    let dataset = scoring_data(
+        args.data.as_deref(),
+        loaded.spec.data.path.as_deref(),
         loaded.spec.data.train_fraction,
+        (
+            loaded.spec.data.tokenizer.as_ref(),
+            loaded.tokenizer.as_ref(),
+        ),
         block_size,
         device,
     )?;

@@ -13,6 +13,7 @@ pub mod bench;
 pub mod evaluate;
 pub mod inspect;
 pub mod plot;
+pub mod prepare;
 pub mod run;
 pub mod sample;
 pub mod schema;
@@ -101,6 +102,14 @@ pub enum Command {
     ///   gptbuild evaluate --spec task06 --stride 1
     #[command(verbatim_doc_comment)]
     Evaluate(evaluate::EvaluateArgs),
+    /// Tokenize a corpus once into train.bin / val.bin (uint16 or uint32 ids) and its tokenizer,
+    /// as a spec's data section says; a spec whose data.path names the directory trains from the
+    /// memory-mapped files, so a corpus larger than memory trains.
+    ///
+    /// Example:
+    ///   gptbuild prepare my-corpus/ --spec my-bpe.yaml --out prepared/my-corpus
+    #[command(verbatim_doc_comment)]
+    Prepare(prepare::PrepareArgs),
     /// Print the JSON Schema of a spec, for editors (see the README for the hook-up).
     ///
     /// Example: gptbuild schema > schema/spec.schema.json
@@ -136,6 +145,7 @@ pub fn execute(command: Command) -> Result<()> {
         Command::Run(args) => run::execute(args, &mut out),
         Command::Sample(args) => sample::execute(args, &mut out),
         Command::Evaluate(args) => evaluate::execute(args, &mut out),
+        Command::Prepare(args) => prepare::execute(args, &mut out),
         Command::Inspect(args) => inspect::execute(args, &mut out),
         Command::Plot(args) => plot::execute(args),
         Command::Sweep(args) => sweep::execute(args, &mut out),

@@ -7,6 +7,7 @@
 //! batch is `batch_size` windows of `block_size + 1` tokens at uniformly random offsets, the
 //! targets being the inputs shifted by one.
 
+pub mod prepared;
 pub mod tokenizer;
 pub mod vocab;
 
@@ -17,7 +18,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
-use crate::data::tokenizer::Tokenizer;
+use crate::data::prepared::{MappedIds, PreparedCorpus};
+use crate::data::tokenizer::{Tokenizer, TokenizerKind};
 use crate::error::{Error, Result};
 use crate::files::write_whole;
 use crate::resources::MemoryEstimate;
@@ -37,6 +39,58 @@ pub const CORPUS_SHA256: &str = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e8
 /// The corpus text: found (or downloaded) by [`locate_corpus`], then read by [`read_corpus`].
 pub fn load_corpus(cli: Option<&Path>, spec: Option<&Path>) -> Result<String> {
     read_corpus(&locate_corpus(cli, spec)?)
+}
+
+/// The tokenizer and the dataset a run trains on: a prepared directory's, memory-mapped (its
+/// split was fixed when it was prepared), or the corpus text split at `train_fraction` and
+/// encoded by the tokenizer `kind` makes of it.
+pub fn training_data(
+    cli: Option<&Path>,
+    spec: Option<&Path>,
+    train_fraction: f64,
+    kind: &dyn TokenizerKind,
+    block_size: i64,
+    device: Device,
+) -> Result<(Box<dyn Tokenizer>, Dataset)> {
+    let path = locate_corpus(cli, spec)?;
+    if prepared::is_prepared(&path) {
+        return Dataset::from_prepared(PreparedCorpus::open(&path, kind)?, block_size, device);
+    }
+    let text = read_corpus(&path)?;
+    let tokenizer = kind.make(&text, split_text(&text, train_fraction).0)?;
+    let dataset = Dataset::new(
+        &text,
+        tokenizer.as_ref(),
+        train_fraction,
+        block_size,
+        device,
+    )?;
+    Ok((tokenizer, dataset))
+}
+
+/// The dataset a trained model is scored on, encoded by its own `tokenizer`: as
+/// [`training_data`], and a prepared directory must hold that same tokenizer.
+pub fn scoring_data(
+    cli: Option<&Path>,
+    spec: Option<&Path>,
+    train_fraction: f64,
+    (kind, tokenizer): (&dyn TokenizerKind, &dyn Tokenizer),
+    block_size: i64,
+    device: Device,
+) -> Result<Dataset> {
+    let path = locate_corpus(cli, spec)?;
+    if prepared::is_prepared(&path) {
+        let corpus = PreparedCorpus::open(&path, kind)?;
+        if corpus.tokenizer.stored() != tokenizer.stored() {
+            return Err(Error::Corpus {
+                path,
+                message: "was prepared with another tokenizer than the model's".into(),
+            });
+        }
+        return Ok(Dataset::from_prepared(corpus, block_size, device)?.1);
+    }
+    let text = read_corpus(&path)?;
+    Dataset::new(&text, tokenizer, train_fraction, block_size, device)
 }
 
 /// Finds the corpus file, downloading it if no local copy is named or present.
@@ -163,12 +217,20 @@ pub enum Split {
 /// The encoded corpus, split in two, ready to serve batches.
 #[derive(Debug)]
 pub struct Dataset {
-    train: Tensor,
-    val: Tensor,
+    train: Tokens,
+    val: Tokens,
     /// Characters of text each split's tokens after the first stand for: what whole-split
     /// scores, which predict every token but the first, cover (bits per character).
     scored_characters: [i64; 2],
     block_size: i64,
+}
+
+/// A split's ids: in a tensor (on the training device), or mapped from a prepared file and
+/// gathered on the host per batch.
+#[derive(Debug)]
+enum Tokens {
+    Memory(Tensor),
+    Mapped(MappedIds, Device),
 }
 
 /// The first `train_fraction` of the characters of `text` (the training split's text) and the rest.
@@ -209,8 +271,8 @@ impl Dataset {
         let (train, train_characters) = encode("training", train_text)?;
         let (val, val_characters) = encode("validation", val_text)?;
         Ok(Dataset {
-            train,
-            val,
+            train: Tokens::Memory(train),
+            val: Tokens::Memory(val),
             scored_characters: [train_characters, val_characters],
             block_size,
         })
@@ -224,12 +286,52 @@ impl Dataset {
         }
     }
 
-    /// Number of tokens in a split.
-    pub fn len(&self, split: Split) -> i64 {
-        self.tokens(split).size()[0]
+    /// The dataset of a prepared directory, its splits memory-mapped; its tokenizer is returned
+    /// beside it. Each split must hold more than `block_size` tokens.
+    pub fn from_prepared(
+        prepared: PreparedCorpus,
+        block_size: i64,
+        device: Device,
+    ) -> Result<(Box<dyn Tokenizer>, Self)> {
+        let PreparedCorpus {
+            tokenizer,
+            train,
+            val,
+            characters,
+        } = prepared;
+        let mut scored_characters = [0; 2];
+        for (i, (name, ids)) in [("training", &train), ("validation", &val)]
+            .into_iter()
+            .enumerate()
+        {
+            if ids.len() as i64 <= block_size {
+                return Err(Error::CorpusTooShort {
+                    split: name,
+                    len: ids.len(),
+                    block_size,
+                });
+            }
+            let first = tokenizer.decode(&[ids.get(0)]).chars().count() as i64;
+            scored_characters[i] = (characters[i] - first).max(0);
+        }
+        let dataset = Dataset {
+            train: Tokens::Mapped(train, device),
+            val: Tokens::Mapped(val, device),
+            scored_characters,
+            block_size,
+        };
+        Ok((tokenizer, dataset))
     }
 
-    fn tokens(&self, split: Split) -> &Tensor {
+    /// Number of tokens in a split.
+    pub fn len(&self, split: Split) -> i64 {
+        match self.tokens(split) {
+            Tokens::Memory(ids) => ids.size()[0],
+            Tokens::Mapped(ids, _) => ids.len() as i64,
+        }
+    }
+
+    fn tokens(&self, split: Split) -> &Tokens {
         match split {
             Split::Train => &self.train,
             Split::Val => &self.val,
@@ -244,12 +346,26 @@ impl Dataset {
 
     /// Inputs and targets `[B, block_size]` for windows starting at `offsets`.
     pub fn batch_at(&self, split: Split, offsets: &[i64]) -> (Tensor, Tensor) {
-        let data = self.tokens(split);
-        let starts = Tensor::from_slice(offsets)
-            .to_device(data.device())
-            .unsqueeze(1);
-        let steps = Tensor::arange(self.block_size + 1, (Kind::Int64, data.device())).unsqueeze(0);
-        let windows = data.take(&(starts + steps));
+        let windows = match self.tokens(split) {
+            Tokens::Memory(data) => {
+                let starts = Tensor::from_slice(offsets)
+                    .to_device(data.device())
+                    .unsqueeze(1);
+                let steps =
+                    Tensor::arange(self.block_size + 1, (Kind::Int64, data.device())).unsqueeze(0);
+                data.take(&(starts + steps))
+            }
+            Tokens::Mapped(data, device) => {
+                let width = self.block_size + 1;
+                let ids: Vec<i64> = offsets
+                    .iter()
+                    .flat_map(|&start| (start..start + width).map(|i| data.get(i as usize)))
+                    .collect();
+                Tensor::from_slice(&ids)
+                    .view([offsets.len() as i64, width])
+                    .to_device(*device)
+            }
+        };
         let x = windows.narrow(1, 0, self.block_size);
         let y = windows.narrow(1, 1, self.block_size);
         (x, y)

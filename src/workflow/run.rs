@@ -17,7 +17,7 @@ use crate::artifacts::run_dir::{
     self, CHECKPOINT_FILE, METRICS_FILE, SAMPLE_FILE, SPEC_FILE, TRAINING_STATE_FILE,
 };
 use crate::data::tokenizer::Tokenizer;
-use crate::data::{load_corpus, split_text, Dataset, Split};
+use crate::data::{training_data, Dataset, Split};
 use crate::error::{Error, Result};
 use crate::files::write_whole;
 use crate::generate::sample::generate;
@@ -111,17 +111,12 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
     let spec = Spec::load_with(spec_path, |written| options.apply(written))?;
     let device = select_device(spec.training.device)?;
     resources::set_threads_from(options.threads, spec.training.threads)?;
-    let text = load_corpus(options.data.as_deref(), spec.data.path.as_deref())?;
-    let (train_fraction, block_size) = (spec.data.train_fraction, spec.model.block_size);
-    let tokenizer = spec
-        .data
-        .tokenizer
-        .make(&text, split_text(&text, train_fraction).0)?;
-    let dataset = Dataset::new(
-        &text,
-        tokenizer.as_ref(),
-        train_fraction,
-        block_size,
+    let (tokenizer, dataset) = training_data(
+        options.data.as_deref(),
+        spec.data.path.as_deref(),
+        spec.data.train_fraction,
+        spec.data.tokenizer.as_ref(),
+        spec.model.block_size,
         device,
     )?;
     MemoryEstimate::training(&spec, tokenizer.vocab_size() as i64).check(device)?;
