@@ -233,6 +233,18 @@ enum Tokens {
     Mapped(MappedIds, Device),
 }
 
+/// A split of `len` tokens must hold at least one window of `block_size + 1`.
+fn require_longer_than_block(split: &'static str, len: usize, block_size: i64) -> Result<()> {
+    if len as i64 <= block_size {
+        return Err(Error::CorpusTooShort {
+            split,
+            len,
+            block_size,
+        });
+    }
+    Ok(())
+}
+
 /// The first `train_fraction` of the characters of `text` (the training split's text) and the rest.
 pub fn split_text(text: &str, train_fraction: f64) -> (&str, &str) {
     let n_train = (train_fraction * text.chars().count() as f64) as usize;
@@ -257,13 +269,7 @@ impl Dataset {
         let (train_text, val_text) = split_text(text, train_fraction);
         let encode = |name: &'static str, part: &str| -> Result<(Tensor, i64)> {
             let ids = tokenizer.encode(part)?;
-            if ids.len() as i64 <= block_size {
-                return Err(Error::CorpusTooShort {
-                    split: name,
-                    len: ids.len(),
-                    block_size,
-                });
-            }
+            require_longer_than_block(name, ids.len(), block_size)?;
             let first = tokenizer.decode(&ids[..1]).chars().count();
             let scored = part.chars().count().saturating_sub(first) as i64;
             Ok((Tensor::from_slice(&ids).to_device(device), scored))
@@ -304,13 +310,7 @@ impl Dataset {
             .into_iter()
             .enumerate()
         {
-            if ids.len() as i64 <= block_size {
-                return Err(Error::CorpusTooShort {
-                    split: name,
-                    len: ids.len(),
-                    block_size,
-                });
-            }
+            require_longer_than_block(name, ids.len(), block_size)?;
             let first = tokenizer.decode(&[ids.get(0)]).chars().count() as i64;
             scored_characters[i] = (characters[i] - first).max(0);
         }

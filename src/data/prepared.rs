@@ -223,7 +223,7 @@ impl PreparedCorpus {
                 ),
             ));
         }
-        if meta.ids != IdWidth::for_vocab(meta.vocab_size) && meta.ids == IdWidth::Uint16 {
+        if meta.ids == IdWidth::Uint16 && IdWidth::for_vocab(meta.vocab_size) == IdWidth::Uint32 {
             return Err(bad(
                 META_FILE,
                 format!("uint16 ids cannot hold a vocabulary of {}", meta.vocab_size),
