@@ -563,6 +563,37 @@ fn plot_draws_runs_and_the_course_reference_into_a_png() {
         &gptbuild(&["plot", runs, "--label", "a", "--label", "b"], dir.path()),
         "2 labels for 1 runs",
     );
+
+    // Bits per character, beside the course's character-level curve; a metrics.csv from before
+    // the column existed is refused by name.
+    assert_clean_failure(
+        &gptbuild(&["plot", runs, "--y", "bits-per-character"], dir.path()),
+        "has no val_bits_per_character",
+    );
+    let bpe = dir.path().join("runs/bpe512/20261202-010000");
+    std::fs::create_dir_all(&bpe).unwrap();
+    std::fs::write(
+        bpe.join("metrics.csv"),
+        "iteration,train_loss,val_loss,val_bits_per_character,elapsed_seconds\n\
+         0,6.2,6.2,4.4,0.1\n500,4.0,4.1,2.9,2.0\n",
+    )
+    .unwrap();
+    let bits = dir.path().join("bits.png");
+    let output = gptbuild(
+        &[
+            "plot",
+            bpe.to_str().unwrap(),
+            "--y",
+            "bits-per-character",
+            "--reference",
+            "task06",
+            "--out",
+            bits.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(&std::fs::read(&bits).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
 }
 
 /// The committed schema (which editors and the architecture files point at) is what the binary

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::workflow::plot::{self, Curve, PlotStyle, XAxis};
+use crate::workflow::plot::{self, Curve, PlotStyle, XAxis, YAxis};
 
 /// `gptbuild plot`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -26,6 +26,10 @@ pub struct PlotArgs {
     /// The horizontal axis: iterations, or wall-clock minutes.
     #[arg(long, value_enum, default_value = "iteration")]
     pub x: XAxis,
+    /// The vertical axis: the loss per token, or the validation bits per character (to compare
+    /// runs whose tokenizers differ; validation curves only).
+    #[arg(long, value_enum, default_value = "loss")]
+    pub y: YAxis,
     /// Draw validation curves only.
     #[arg(long)]
     pub val_only: bool,
@@ -57,16 +61,17 @@ pub fn execute(args: PlotArgs) -> Result<()> {
     let mut curves = args
         .runs
         .iter()
-        .map(|dir| Curve::of_run(dir, args.x))
+        .map(|dir| Curve::of_run(dir, args.x, args.y))
         .collect::<Result<Vec<_>>>()?;
     for (curve, name) in curves.iter_mut().zip(args.label) {
         curve.label = name;
     }
     for task in &args.reference {
-        curves.push(Curve::reference(task)?);
+        curves.push(Curve::reference(task, args.y)?);
     }
     let style = PlotStyle {
         x_axis: args.x,
+        y_axis: args.y,
         val_only: args.val_only,
         title: args.title,
         y_max: args.y_max,

@@ -1,7 +1,9 @@
 //! `gptbuild plot`: loss curves of one or more runs (their `metrics.csv`) in one PNG — validation
 //! loss solid, training loss dashed, one colour per run — optionally beside the course's reference
-//! curves (`course/reference-losses.csv`, built in).
+//! curves (`course/reference-losses.csv`, built in). The vertical axis is the loss per token, or
+//! the validation split's bits per character: the one to compare runs with different tokenizers by.
 
+use std::f64::consts::LN_2;
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
@@ -42,10 +44,31 @@ impl XAxis {
     }
 }
 
+/// What the vertical axis measures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum YAxis {
+    /// Cross-entropy per token (nats), training and validation.
+    #[default]
+    Loss,
+    /// The validation loss in bits per character of text (`val_bits_per_character` of
+    /// metrics.csv), comparable across tokenizers; there is no training curve in these units.
+    BitsPerCharacter,
+}
+
+impl YAxis {
+    fn description(self) -> &'static str {
+        match self {
+            YAxis::Loss => "cross-entropy (nats per token)",
+            YAxis::BitsPerCharacter => "validation bits per character",
+        }
+    }
+}
+
 /// How to draw.
 #[derive(Debug, Clone, Default)]
 pub struct PlotStyle {
     pub x_axis: XAxis,
+    pub y_axis: YAxis,
     /// Leave out the training curves.
     pub val_only: bool,
     /// The caption; a default names the line styles.
@@ -64,24 +87,37 @@ pub struct Curve {
 
 impl Curve {
     /// The curve of the run in `dir`: its `metrics.csv`, or, for a directory of runs such as
-    /// `runs/task06`, that of the latest run in it.
-    pub fn of_run(dir: &Path, x_axis: XAxis) -> Result<Curve> {
+    /// `runs/task06`, that of the latest run in it. In bits per character it has no training
+    /// points, and a file written before that column existed is an error naming it.
+    pub fn of_run(dir: &Path, x_axis: XAxis, y_axis: YAxis) -> Result<Curve> {
         let run = if dir.join("metrics.csv").is_file() {
             dir.to_path_buf()
         } else {
             latest_run(dir)?
         };
-        let rows = read_rows(&run.join("metrics.csv"))?;
-        let rows = rows
+        let path = run.join("metrics.csv");
+        let rows = read_rows(&path)?
             .iter()
             .map(|row| {
                 let x = match x_axis {
                     XAxis::Iteration => row.iteration as f64,
                     XAxis::Minutes => row.elapsed_seconds / 60.0,
                 };
-                [x, row.train_loss, row.val_loss]
+                match y_axis {
+                    YAxis::Loss => Ok([x, row.train_loss, row.val_loss]),
+                    YAxis::BitsPerCharacter => row
+                        .val_bits_per_character
+                        .map(|bits| [x, f64::NAN, bits])
+                        .ok_or_else(|| {
+                            Error::Usage(format!(
+                                "{} has no val_bits_per_character (written before they were \
+                                 recorded); plot it with --y loss",
+                                path.display()
+                            ))
+                        }),
+                }
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let label = run
             .components()
             .rev()
@@ -95,15 +131,22 @@ impl Curve {
         Ok(curve(label, rows))
     }
 
-    /// The course's curve for `task` (`task01` … `task07`).
-    pub fn reference(task: &str) -> Result<Curve> {
+    /// The course's curve for `task` (`task01` … `task07`). Its models are character-level, so in
+    /// bits per character its validation loss is divided by ln 2.
+    pub fn reference(task: &str, y_axis: YAxis) -> Result<Curve> {
         let rows: Vec<[f64; 3]> = csv::Reader::from_reader(REFERENCE.as_bytes())
             .deserialize::<ReferenceRow>()
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::Usage(format!("malformed reference row: {e}")))?
             .into_iter()
             .filter(|row| row.task == task)
-            .map(|row| [row.iteration as f64, row.train_loss, row.val_loss])
+            .map(|row| {
+                let x = row.iteration as f64;
+                match y_axis {
+                    YAxis::Loss => [x, row.train_loss, row.val_loss],
+                    YAxis::BitsPerCharacter => [x, f64::NAN, row.val_loss / LN_2],
+                }
+            })
             .collect();
         if rows.is_empty() {
             return Err(Error::Usage(format!(
@@ -124,8 +167,9 @@ pub fn draw(
     register_font()?;
     let failed =
         |e: &dyn std::fmt::Display| Error::Usage(format!("drawing {}: {e}", out.display()));
+    let val_only = style.val_only || style.y_axis == YAxis::BitsPerCharacter;
     let points = curves.iter().flat_map(|c| {
-        let train: &[(f64, f64)] = if style.val_only { &[] } else { &c.train };
+        let train: &[(f64, f64)] = if val_only { &[] } else { &c.train };
         train.iter().chain(&c.val)
     });
     let (mut x_max, mut y_min, mut y_max) = (1.0f64, f64::INFINITY, f64::NEG_INFINITY);
@@ -147,7 +191,9 @@ pub fn draw(
     let root = BitMapBackend::new(out, (width, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| failed(&e))?;
     let caption = style.title.clone().unwrap_or_else(|| {
-        if style.val_only {
+        if style.y_axis == YAxis::BitsPerCharacter {
+            "validation bits per character".to_string()
+        } else if val_only {
             "validation loss".to_string()
         } else {
             "loss (solid: validation, dashed: training)".to_string()
@@ -164,7 +210,7 @@ pub fn draw(
         .configure_mesh()
         .x_desc(style.x_axis.description())
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_desc("cross-entropy (nats per character)")
+        .y_desc(style.y_axis.description())
         .draw()
         .map_err(|e| failed(&e))?;
     for (i, curve) in curves.iter().enumerate() {
@@ -176,7 +222,7 @@ pub fn draw(
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 24, y)], colour.stroke_width(2))
             });
-        if style.val_only {
+        if val_only {
             continue;
         }
         chart
@@ -198,10 +244,16 @@ pub fn draw(
     root.present().map_err(|e| failed(&e))
 }
 
+/// A curve from `[x, train, val]` rows; a training loss that is not a number (none, in bits per
+/// character) is left out.
 fn curve(label: String, rows: Vec<[f64; 3]>) -> Curve {
     Curve {
         label,
-        train: rows.iter().map(|r| (r[0], r[1])).collect(),
+        train: rows
+            .iter()
+            .filter(|r| r[1].is_finite())
+            .map(|r| (r[0], r[1]))
+            .collect(),
         val: rows.iter().map(|r| (r[0], r[2])).collect(),
     }
 }
@@ -263,13 +315,22 @@ mod tests {
     #[test]
     fn the_course_reference_has_every_task() {
         for task in ["task01", "task06", "task07"] {
-            let curve = Curve::reference(task).unwrap();
+            let curve = Curve::reference(task, YAxis::Loss).unwrap();
             assert_eq!(curve.val.first().map(|p| p.0), Some(0.0));
             assert!(curve.val.len() >= 10, "{task}");
         }
-        assert_eq!(Curve::reference("task06").unwrap().val[9], (4500.0, 2.0686));
-        assert!(Curve::reference("task10").is_err());
-        assert!(Curve::reference("task0").is_err(), "a prefix is not a task");
+        assert_eq!(
+            Curve::reference("task06", YAxis::Loss).unwrap().val[9],
+            (4500.0, 2.0686)
+        );
+        let bits = Curve::reference("task06", YAxis::BitsPerCharacter).unwrap();
+        assert_eq!(bits.val[9], (4500.0, 2.0686 / LN_2));
+        assert!(bits.train.is_empty());
+        assert!(Curve::reference("task10", YAxis::Loss).is_err());
+        assert!(
+            Curve::reference("task0", YAxis::Loss).is_err(),
+            "a prefix is not a task"
+        );
     }
 
     #[test]
@@ -278,17 +339,34 @@ mod tests {
         let csv =
             "iteration,train_loss,val_loss,elapsed_seconds\n0,4.2,4.3,0.0\n500,2.5,2.6,120.0\n";
         std::fs::write(dir.path().join("metrics.csv"), csv).unwrap();
-        let curve = Curve::of_run(dir.path(), XAxis::Iteration).unwrap();
+        let curve = Curve::of_run(dir.path(), XAxis::Iteration, YAxis::Loss).unwrap();
         assert_eq!(curve.val, [(0.0, 4.3), (500.0, 2.6)]);
         assert_eq!(curve.train, [(0.0, 4.2), (500.0, 2.5)]);
-        let curve = Curve::of_run(dir.path(), XAxis::Minutes).unwrap();
+        let curve = Curve::of_run(dir.path(), XAxis::Minutes, YAxis::Loss).unwrap();
         assert_eq!(curve.val, [(0.0, 4.3), (2.0, 2.6)]);
+        let error = Curve::of_run(dir.path(), XAxis::Iteration, YAxis::BitsPerCharacter)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("has no val_bits_per_character"), "{error}");
+
+        std::fs::write(
+            dir.path().join("metrics.csv"),
+            "iteration,train_loss,val_loss,val_bits_per_character,elapsed_seconds\n\
+             0,4.2,4.3,2.5,0.0\n500,2.5,2.6,1.5,120.0\n",
+        )
+        .unwrap();
+        let bits = Curve::of_run(dir.path(), XAxis::Iteration, YAxis::BitsPerCharacter).unwrap();
+        assert_eq!(bits.val, [(0.0, 2.5), (500.0, 1.5)]);
+        assert!(
+            bits.train.is_empty(),
+            "no training curve in bits per character"
+        );
         std::fs::write(
             dir.path().join("metrics.csv"),
             "iteration,train_loss,val_loss,elapsed_seconds\n1,x,2,3\n",
         )
         .unwrap();
-        let error = Curve::of_run(dir.path(), XAxis::Iteration)
+        let error = Curve::of_run(dir.path(), XAxis::Iteration, YAxis::Loss)
             .unwrap_err()
             .to_string();
         assert!(error.contains("metrics.csv: malformed row"), "{error}");
