@@ -3,7 +3,8 @@
 `gptbuild bench`, for `compare_step.sh`.
 
 Usage: pytorch_step.py SPEC_RESOLVED.yaml [--steps 20] [--warmup 3] [--threads N]
-                       [--precision fp32|bf16-autocast] [--seed S]
+                       [--precision fp32|bf16-autocast] [--seed S] [--device cpu|cuda]
+                       [--compile]
 
 SPEC_RESOLVED.yaml is a resolved spec, as `gptbuild validate SPEC` prints it. The model is
 `reference_gpt.build_model(spec, 65)` (the independent PyTorch implementation the cross-check
@@ -13,7 +14,9 @@ step is what a PyTorch user writes: forward on a fixed random batch of the spec'
 backward, gradient clipping if `training.grad_clip` is set, `torch.optim.AdamW` step (PyTorch's
 default implementation) with `training.learning_rate` and `training.adamw` (`weight_decay_on:
 matrices` decays only parameters of two or more dimensions, as gptbuild does). `bf16-autocast`
-runs the forward pass and the loss under `torch.autocast("cpu", dtype=torch.bfloat16)`.
+runs the forward pass and the loss under `torch.autocast(DEVICE, dtype=torch.bfloat16)`.
+`--device cuda` runs it on the first GPU (the timing waits for the GPU's queue, as `gptbuild
+bench` does); `--compile` wraps the model in `torch.compile` (the warm-up steps compile it).
 
 After `--warmup` untimed steps it times `--steps` steps and prints the first lines of
 `gptbuild bench`'s report in the same format:
@@ -83,7 +86,11 @@ def main(argv=None):
     parser.add_argument("--precision", choices=PRECISIONS,
                         help="default: the spec's training.precision")
     parser.add_argument("--seed", type=int, help="default: training.seed")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     spec = yaml.load(args.spec.read_text(), Loader=Yaml12Loader)
     training = setting(spec, "training", "spec")
@@ -94,24 +101,26 @@ def main(argv=None):
         setting(training, "precision", "training")]
     torch.manual_seed(args.seed if args.seed is not None else int(setting(training, "seed", "training")))
 
-    model = build_model(spec, VOCAB_SIZE).train()
+    model = build_model(spec, VOCAB_SIZE).to(device).train()
     optimizer = optimizer_for(model, training)
+    forward = torch.compile(model) if args.compile else model
     grad_clip = training.get("grad_clip")
     batch = int(setting(training, "batch_size", "training"))
     block = model.block_size
-    x = torch.randint(VOCAB_SIZE, (batch, block))
-    y = torch.randint(VOCAB_SIZE, (batch, block))
+    x = torch.randint(VOCAB_SIZE, (batch, block), device=device)
+    y = torch.randint(VOCAB_SIZE, (batch, block), device=device)
     autocast = precision == "bf16-autocast"
 
     def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-            logits = model(x)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = forward(x)
             loss = F.cross_entropy(logits.view(-1, VOCAB_SIZE), y.view(-1))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), float(grad_clip))
         optimizer.step()
+        synchronize()
 
     for _ in range(args.warmup):
         step()

@@ -16,11 +16,12 @@
 //! | [`cli`] | the command line |
 //!
 //! Beside them, used by all: [`error`] (every failure as a value), [`files`] (written whole or not
-//! at all), [`resources`] (what the machine can bear), [`interrupt`] (Ctrl-C), [`registry`] (the layer kinds' schemas), [`validate`] (the checks every spec field goes through).
+//! at all), [`resources`] (what the machine can bear), [`device`] (CPU or GPU, and what libtorch reaches), [`interrupt`] (Ctrl-C), [`registry`] (the layer kinds' schemas), [`validate`] (the checks every spec field goes through).
 
 pub mod artifacts;
 pub mod cli;
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod files;
 pub mod generate;

@@ -6,7 +6,6 @@ use crate::error::{Error, Result};
 use crate::layers::precision::Precision;
 use crate::resources;
 use crate::spec::{find_spec, DeviceSpec, Spec};
-use crate::train::select_device;
 use crate::workflow::bench::{bench, MAX_STEPS};
 
 /// `gptbuild bench`'s arguments.
@@ -35,7 +34,7 @@ pub fn execute(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
         written.training.precision = args.precision.unwrap_or(written.training.precision);
     })?;
     resources::set_threads_from(args.threads, spec.training.threads)?;
-    let device = select_device(args.device.unwrap_or(spec.training.device))?;
+    let device = crate::device::select(args.device.unwrap_or(spec.training.device))?;
     let report = bench(&spec, args.steps, args.warmup, device)?;
     write!(out, "{}", report.table()).map_err(Error::io("writing the report"))
 }

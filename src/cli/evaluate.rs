@@ -8,11 +8,11 @@ use clap::ValueEnum;
 
 use super::trained_model::TrainedModel;
 use crate::data::{scoring_data, Split};
+use crate::device;
 use crate::error::{Error, Result};
 use crate::resources::{self, MemoryEstimate};
 use crate::spec::DeviceSpec;
 use crate::train::evaluate::score_split;
-use crate::train::select_device;
 
 /// `gptbuild evaluate`'s arguments.
 #[derive(Debug, clap::Args)]
@@ -56,7 +56,7 @@ impl SplitArg {
 
 /// `gptbuild evaluate`: scores a checkpoint on whole splits of the corpus it was trained on.
 pub fn execute(args: EvaluateArgs, out: &mut dyn Write) -> Result<()> {
-    let device = select_device(args.device)?;
+    let device = device::select(args.device)?;
     let (path, loaded) = args.model.load(device)?;
     let block_size = loaded.spec.model.block_size;
     let stride = args.stride.unwrap_or(block_size);

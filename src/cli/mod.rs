@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::interrupt::EXIT_INTERRUPTED;
 
 pub mod bench;
+pub mod devices;
 pub mod evaluate;
 pub mod inspect;
 pub mod plot;
@@ -69,6 +70,7 @@ pub enum Command {
     /// Examples:
     ///   gptbuild plot runs/task0* --out course.png
     ///   gptbuild plot runs/task06 --reference task06
+    ///   gptbuild plot runs/tokenizers/15min/*/seed1337/* --y bits-per-character --x minutes
     #[command(verbatim_doc_comment)]
     Plot(plot::PlotArgs),
     /// Search hyperparameters: train every combination (or a random sample) of a sweep file's
@@ -110,6 +112,11 @@ pub enum Command {
     ///   gptbuild prepare my-corpus/ --spec my-bpe.yaml --out prepared/my-corpus
     #[command(verbatim_doc_comment)]
     Prepare(prepare::PrepareArgs),
+    /// Print what this binary's libtorch can run on: its directory, the CUDA backend and the GPUs
+    /// it sees, and the CPU's matrix units (the first thing to run on a new machine).
+    ///
+    /// Example: gptbuild devices
+    Devices,
     /// Print the JSON Schema of a spec, for editors (see the README for the hook-up).
     ///
     /// Example: gptbuild schema > schema/spec.schema.json
@@ -150,6 +157,7 @@ pub fn execute(command: Command) -> Result<()> {
         Command::Plot(args) => plot::execute(args),
         Command::Sweep(args) => sweep::execute(args, &mut out),
         Command::Bench(args) => bench::execute(args, &mut out),
+        Command::Devices => devices::execute(&mut out),
         Command::Schema => schema::schema(&mut out),
         Command::Validate { spec } => schema::validate(&spec, &mut out),
     }

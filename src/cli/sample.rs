@@ -2,14 +2,13 @@
 
 use std::io::Write;
 
-use tch::Device;
-
 use super::trained_model::TrainedModel;
+use crate::device;
 use crate::error::{Error, Result};
 use crate::generate::stream::{stream, SampleRequest, StreamEnd};
 use crate::interrupt;
 use crate::resources::MemoryEstimate;
-use crate::spec::Decoding;
+use crate::spec::{Decoding, DeviceSpec};
 
 /// `gptbuild sample`'s arguments. Decoding settings default to the trained spec's `sampling`.
 #[derive(Debug, clap::Args)]
@@ -43,11 +42,16 @@ pub struct SampleArgs {
     /// Print characters per second to stderr at the end.
     #[arg(long)]
     pub stats: bool,
+    /// Where to generate. The CPU is the default: one token at a time, a small model's step is
+    /// a few kernel launches that a GPU cannot hide; `cuda` (or `auto`) for large models.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceSpec,
 }
 
 /// `gptbuild sample`: finds the checkpoint, checks the request, streams the text.
 pub fn execute(args: SampleArgs, out: &mut dyn Write) -> Result<()> {
-    let (_, loaded) = args.model.load(Device::Cpu)?;
+    let device = device::select(args.device)?;
+    let (_, loaded) = args.model.load(device)?;
     let block_size = loaded.spec.model.block_size;
     MemoryEstimate::inference(
         &loaded.spec.model,
@@ -55,7 +59,7 @@ pub fn execute(args: SampleArgs, out: &mut dyn Write) -> Result<()> {
         block_size as u64,
         &format!("generation (context {block_size})"),
     )
-    .check(Device::Cpu)?;
+    .check(device)?;
     let defaults = &loaded.spec.sampling;
     let decoding = Decoding {
         temperature: args.temperature.unwrap_or(defaults.temperature),

@@ -5,8 +5,6 @@
 use std::io::{ErrorKind, Write};
 use std::time::Instant;
 
-use tch::Device;
-
 use crate::artifacts::checkpoint::LoadedModel;
 use crate::data::tokenizer::StreamDecoder;
 use crate::error::{Error, Result};
@@ -88,7 +86,7 @@ pub fn stream(
             request.count,
             &request.decoding,
             request.cached,
-            Device::Cpu,
+            loaded.var_store.device(),
             |token| {
                 tokens += 1;
                 write(&decoder.push(token)) && !interrupt::requested()

@@ -8,12 +8,12 @@ pub mod replicas;
 use std::time::{Duration, Instant};
 
 use tch::nn::VarStore;
-use tch::{Device, Tensor};
+use tch::Tensor;
 
 use crate::data::{Dataset, Split, SplitMix64};
 use crate::error::{Error, Result};
 use crate::model::Gpt;
-use crate::spec::{DeviceSpec, TrainingSpec, ValEval};
+use crate::spec::{TrainingSpec, ValEval};
 use crate::train::evaluate::{mean_loss, score_split};
 use crate::train::optim::AdamW;
 use crate::train::replicas::{shard, Replicas, SingleProcess};
@@ -51,18 +51,6 @@ impl Evaluation {
 /// and the last, as in the course.
 pub fn is_eval_iteration(iteration: i64, training: &TrainingSpec) -> bool {
     iteration % training.eval_interval == 0 || iteration == training.max_iters - 1
-}
-
-/// The device a spec asks for, or an error if it is not there.
-pub fn select_device(wanted: DeviceSpec) -> Result<Device> {
-    match wanted {
-        DeviceSpec::Cpu => Ok(Device::Cpu),
-        DeviceSpec::Auto => Ok(Device::cuda_if_available()),
-        DeviceSpec::Cuda if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
-        DeviceSpec::Cuda => Err(Error::Device(
-            "the spec asks for cuda, but libtorch sees no GPU".into(),
-        )),
-    }
 }
 
 /// Everything besides the weights that a resumed run needs to continue exactly where it stopped.

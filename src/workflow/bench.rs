@@ -8,6 +8,7 @@ use std::time::Instant;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
+use crate::device::synchronize;
 use crate::error::{Error, Result};
 use crate::layers::precision::Precision;
 use crate::model::summary::FlopsPerToken;
@@ -118,9 +119,11 @@ pub fn bench(spec: &Spec, steps: u64, warmup: u64, device: Device) -> Result<Ben
     })
 }
 
-/// Median throughput of a square matrix product in `kind`, large enough to be compute-bound.
+/// Median throughput of a square matrix product in `kind`, large enough to be compute-bound: 1024²
+/// on a CPU (≈2 GFLOP, milliseconds there), 8192² on a GPU, where a 1024² product is over in
+/// microseconds and would time the kernel launch.
 pub fn matmul_peak_gflops(device: Device, kind: Kind) -> f64 {
-    let n = 1024i64;
+    let n = if device.is_cuda() { 8192i64 } else { 1024 };
     let a = Tensor::randn([n, n], (kind, device));
     let b = Tensor::randn([n, n], (kind, device));
     let _ = a.matmul(&b);
@@ -144,13 +147,6 @@ fn median(sorted: &[f64]) -> f64 {
         sorted[n / 2]
     } else {
         (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
-}
-
-/// Waits for queued GPU work, so that wall time measures it.
-fn synchronize(device: Device) {
-    if let Device::Cuda(index) = device {
-        tch::Cuda::synchronize(index as i64);
     }
 }
 

@@ -25,7 +25,7 @@ use crate::layers::precision::Precision;
 use crate::model::Gpt;
 use crate::resources::{self, MemoryEstimate};
 use crate::spec::{DeviceSpec, Spec, WrittenSpec};
-use crate::train::{select_device, Evaluation, Trainer};
+use crate::train::{Evaluation, Trainer};
 use crate::workflow::recorder::Recorder;
 
 /// The spec fields a run can override, from the command line (`gptbuild run`'s flags) or a caller;
@@ -109,7 +109,7 @@ impl RunOptions {
 /// happens at each evaluation is the [`Recorder`]'s business.
 pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Result<RunOutcome> {
     let spec = Spec::load_with(spec_path, |written| options.apply(written))?;
-    let device = select_device(spec.training.device)?;
+    let device = crate::device::select(spec.training.device)?;
     resources::set_threads_from(options.threads, spec.training.threads)?;
     let (tokenizer, dataset) = training_data(
         options.data.as_deref(),
