@@ -310,6 +310,51 @@ fn ctrl_c_and_sigterm_end_endless_sampling_cleanly() {
     }
 }
 
+/// One Ctrl-C delivered twice at once (`timeout -s INT` signals the process and then its process
+/// group) is one request: the run stops after its step and saves its checkpoint, instead of
+/// exiting at once as for a second Ctrl-C pressed later.
+#[test]
+fn a_signal_delivered_twice_at_once_still_saves_the_checkpoint() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = common::repo_root().join("architectures/task03.yaml");
+    let runs = dir.path().join("runs");
+    let mut child = Command::new(BIN)
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--iters",
+            "100000",
+            "--eval-interval",
+            "100000",
+            "--eval-iters",
+            "2",
+            "--threads",
+            "1",
+            "--runs-dir",
+            runs.to_str().unwrap(),
+        ])
+        .env("GPTBUILD_DATA", common::corpus_path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first_line = String::new();
+    stdout.read_line(&mut first_line).unwrap();
+    assert!(first_line.starts_with("Epoch 0: "), "{first_line}");
+    let pid = child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-INT", &pid, &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("checkpoint saved in"), "{stderr}");
+}
+
 /// `metrics.csv` of the latest run under `runs/task05`.
 fn task05_metrics(runs: &Path) -> String {
     let mut dirs: Vec<_> = std::fs::read_dir(runs.join("task05"))
