@@ -310,30 +310,76 @@ fn ctrl_c_and_sigterm_end_endless_sampling_cleanly() {
     }
 }
 
+/// `sample` and `evaluate` go where `--device` says: on a machine without a GPU, `cuda` is one
+/// clear error naming the reason, and the CPU works (on a GPU machine this test has nothing to
+/// refuse, and bench/gpu_check.sh covers the GPU side).
+#[test]
+fn sample_and_evaluate_take_the_device_flag() {
+    if tch::Cuda::is_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = untrained_checkpoint(dir.path());
+    let checkpoint = checkpoint.as_str();
+    for command in ["sample", "evaluate"] {
+        assert_clean_failure(
+            &gptbuild(
+                &[command, "--checkpoint", checkpoint, "--device", "cuda"],
+                dir.path(),
+            ),
+            "libtorch sees no GPU",
+        );
+    }
+    let output = gptbuild(
+        &[
+            "sample",
+            "--checkpoint",
+            checkpoint,
+            "--tokens",
+            "20",
+            "--device",
+            "cpu",
+        ],
+        dir.path(),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
 /// One Ctrl-C delivered twice at once (`timeout -s INT` signals the process and then its process
 /// group) is one request: the run stops after its step and saves its checkpoint, instead of
 /// exiting at once as for a second Ctrl-C pressed later.
 #[test]
 fn a_signal_delivered_twice_at_once_still_saves_the_checkpoint() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let spec = common::repo_root().join("architectures/task03.yaml");
     let runs = dir.path().join("runs");
+    let args = [
+        "run",
+        spec.to_str().unwrap(),
+        "--iters",
+        "100000",
+        "--eval-interval",
+        "100000",
+        "--eval-iters",
+        "2",
+        "--threads",
+        "1",
+        "--runs-dir",
+        runs.to_str().unwrap(),
+    ]
+    .map(String::from);
+    let (output, _) = interrupt_after_first_evaluation(&args, 2);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("checkpoint saved in"), "{stderr}");
+}
+
+/// Starts `gptbuild ARGS` (a run), sends it SIGINT `times` times at once as soon as its first
+/// evaluation is printed, and returns its output with what it printed on stdout after that line.
+fn interrupt_after_first_evaluation(args: &[String], times: usize) -> (Output, String) {
+    use std::io::BufRead;
     let mut child = Command::new(BIN)
-        .args([
-            "run",
-            spec.to_str().unwrap(),
-            "--iters",
-            "100000",
-            "--eval-interval",
-            "100000",
-            "--eval-iters",
-            "2",
-            "--threads",
-            "1",
-            "--runs-dir",
-            runs.to_str().unwrap(),
-        ])
+        .args(args)
         .env("GPTBUILD_DATA", common::corpus_path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -345,14 +391,14 @@ fn a_signal_delivered_twice_at_once_still_saves_the_checkpoint() {
     assert!(first_line.starts_with("Epoch 0: "), "{first_line}");
     let pid = child.id().to_string();
     let killed = Command::new("kill")
-        .args(["-INT", &pid, &pid])
+        .arg("-INT")
+        .args(vec![pid.as_str(); times])
         .status()
         .unwrap();
     assert!(killed.success());
-    let output = child.wait_with_output().unwrap();
-    let stderr = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("checkpoint saved in"), "{stderr}");
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    (child.wait_with_output().unwrap(), rest)
 }
 
 /// `metrics.csv` of the latest run under `runs/task05`.
@@ -367,7 +413,6 @@ fn task05_metrics(runs: &Path) -> String {
 
 #[test]
 fn ctrl_c_stops_training_with_a_checkpoint_and_resume_finishes_it_identically() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let spec = common::repo_root().join("architectures/task05.yaml");
     let args = |runs: &str| -> Vec<String> {
@@ -391,25 +436,7 @@ fn ctrl_c_stops_training_with_a_checkpoint_and_resume_finishes_it_identically() 
         .to_vec()
     };
     // Interrupted as soon as the first evaluation is printed.
-    let mut child = Command::new(BIN)
-        .args(args("parts"))
-        .env("GPTBUILD_DATA", common::corpus_path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut first_line = String::new();
-    stdout.read_line(&mut first_line).unwrap();
-    assert!(first_line.starts_with("Epoch 0: "), "{first_line}");
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    let output = child.wait_with_output().unwrap();
+    let (output, rest) = interrupt_after_first_evaluation(&args("parts"), 1);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("checkpoint saved in"), "{stderr}");
