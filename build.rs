@@ -10,10 +10,17 @@
 //!   `tch::Cuda::is_available()` is false on every GPU machine. On a machine without a GPU the
 //!   library loads and stays idle. A CPU-only libtorch has no such file and links as before.
 //!
+//! - the C++ seam to c10d, libtorch's distributed engine (`src/distributed/c10d.cpp`), compiled
+//!   with the `cc` crate against the headers of that same libtorch. Gloo's own headers, which the
+//!   wheel lacks, come from Debian's `libgloo-dev` (scripts/env.sh installs it); libtorch already
+//!   contains Gloo's code. With a CUDA libtorch, and NCCL's and CUDA's headers beside it (the
+//!   `nvidia-nccl` and `nvidia-cuda-runtime` wheels torch depends on, and `nvidia-cuda-crt` and
+//!   `nvidia-cuda-cccl`, which requirements.txt adds), NCCL groups are compiled in as well.
+//!
 //! The library directory and whether CUDA was linked are passed on to the crate
 //! (`GPTBUILD_LIBTORCH_LIB`, `GPTBUILD_LIBTORCH_CUDA`), for `gptbuild devices` and the test that
 //! holds the link in place.
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
@@ -28,9 +35,94 @@ fn main() {
     if cuda {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-L{dir},-ltorch_cuda,--as-needed");
     }
+    if !dir.is_empty() {
+        compile_c10d_seam(Path::new(&dir), cuda);
+    }
     println!("cargo:rustc-env=GPTBUILD_LIBTORCH_LIB={dir}");
     println!(
         "cargo:rustc-env=GPTBUILD_LIBTORCH_CUDA={}",
         if cuda { "linked" } else { "absent" }
     );
+}
+
+/// The file holding the C++ seam.
+const C10D_SEAM: &str = "src/distributed/c10d.cpp";
+
+/// Where a Debian system keeps Gloo's headers (`libgloo-dev`).
+const GLOO_HEADER: &str = "/usr/include/gloo/algorithm.h";
+
+/// Compiles the c10d seam against libtorch (`lib` is its library directory) into a static
+/// library linked into the crate; with NCCL when `cuda` and NCCL's headers are found.
+fn compile_c10d_seam(lib: &Path, cuda: bool) {
+    println!("cargo:rerun-if-changed={C10D_SEAM}");
+    println!("cargo:rerun-if-changed={GLOO_HEADER}");
+    if !Path::new(GLOO_HEADER).is_file() {
+        panic!(
+            "Gloo's headers are missing ({GLOO_HEADER}): install Debian's libgloo-dev \
+             (`apt-get install libgloo-dev`; scripts/env.sh does it)"
+        );
+    }
+    // `lib` may pass through a link (.venv/libtorch): its real place is beside NCCL's wheel.
+    let lib = std::fs::canonicalize(lib).unwrap_or_else(|_| lib.to_path_buf());
+    let torch = lib.parent().unwrap_or(&lib);
+    let include = torch.join("include");
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .file(C10D_SEAM)
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .define("USE_C10D_GLOO", None)
+        // libtorch's headers are not warning-clean under -Wall; ours is kept clean by review.
+        .warnings(false);
+    let nccl = cuda.then(|| cuda_headers(torch)).flatten();
+    if cuda && nccl.is_none() {
+        println!(
+            "cargo:warning=libtorch has CUDA, but CUDA's or NCCL's headers are missing beside it \
+             (pip install -r requirements.txt): multi-GPU training (NCCL) is left out"
+        );
+    }
+    if let Some(headers) = &nccl {
+        build
+            .includes(headers)
+            .define("USE_C10D_NCCL", None)
+            .define("GPTBUILD_NCCL", None);
+    }
+    build.compile("gptbuild_c10d");
+    // After the seam on the link line, so that its references resolve (the linker drops a
+    // library that satisfies nothing yet under --as-needed).
+    for library in ["torch_cpu", "c10"] {
+        println!("cargo:rustc-link-lib=dylib={library}");
+    }
+    if nccl.is_some() {
+        for library in ["torch_cuda", "c10_cuda"] {
+            println!("cargo:rustc-link-lib=dylib={library}");
+        }
+    }
+    println!(
+        "cargo:rustc-env=GPTBUILD_C10D_NCCL={}",
+        if nccl.is_some() { "compiled" } else { "absent" }
+    );
+}
+
+/// The include directories of CUDA's runtime and NCCL shipped as wheels beside torch's
+/// (`site-packages/nvidia/*/include`), if both are there.
+fn cuda_headers(torch: &Path) -> Option<Vec<PathBuf>> {
+    let nvidia = torch.parent()?.join("nvidia");
+    let with = |header: &str| -> Option<PathBuf> {
+        std::fs::read_dir(&nvidia)
+            .ok()?
+            .flatten()
+            .map(|entry| entry.path().join("include"))
+            .find(|include| include.join(header).is_file())
+    };
+    // cuda_runtime.h needs crt/ and nv/ (the nvidia-cuda-crt and -cccl wheels, in
+    // requirements.txt).
+    Some(vec![
+        with("crt/host_config.h")?,
+        with("nv/target")?,
+        with("nccl.h")?,
+    ])
 }

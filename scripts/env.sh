@@ -7,13 +7,24 @@ VENV="$ROOT/.venv"
 TORCH_VERSION=2.11.0
 
 if ! "$VENV/bin/python" - "$TORCH_VERSION" >/dev/null 2>&1 <<'PY'
-import sys, torch, safetensors, yaml, numpy
+import sys, importlib.metadata, torch, safetensors, yaml, numpy
+importlib.metadata.version("nvidia-cuda-crt")  # headers for the NCCL build (requirements.txt)
+importlib.metadata.version("nvidia-cuda-cccl")
 sys.exit(0 if torch.__version__.split("+")[0] == sys.argv[1] else 1)
 PY
 then
   echo "setting up $VENV with torch==$TORCH_VERSION (one time)..." >&2
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/requirements.txt"
+fi
+
+# Gloo's headers, for the C++ seam to c10d (src/distributed/c10d.cpp): the torch wheel has Gloo's
+# code but not its headers. Debian's libgloo-dev, installed once (as root, as on CI machines).
+if [ ! -f /usr/include/gloo/algorithm.h ] && command -v apt-get >/dev/null; then
+  echo "installing Debian's libgloo-dev (one time)..." >&2
+  apt-get install -y -qq libgloo-dev >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq libgloo-dev >/dev/null 2>&1; } \
+    || echo "warning: could not install libgloo-dev; the build will say what is missing" >&2
 fi
 
 # torch-sys finds libtorch at .venv/libtorch, the torch wheel's package directory: the committed

@@ -157,6 +157,8 @@ pub struct DeviceReport {
     pub cudnn: bool,
     pub cpu: CpuInfo,
     pub cpu_threads: i32,
+    /// Whether multi-GPU training (c10d's NCCL) was compiled in; Gloo (CPU) always is.
+    pub nccl: bool,
 }
 
 impl DeviceReport {
@@ -169,6 +171,7 @@ impl DeviceReport {
             cudnn: tch::Cuda::cudnn_is_available(),
             cpu: CpuInfo::of_this_machine(),
             cpu_threads: tch::get_num_threads(),
+            nccl: crate::distributed::c10d::has_nccl(),
         }
     }
 
@@ -194,7 +197,8 @@ impl DeviceReport {
              CUDA devices        {}{}\n\
              CPU                 {}\n\
              CPU matrix units    {features}\n\
-             libtorch threads    {}\n",
+             libtorch threads    {}\n\
+             distributed (c10d)  {}\n",
             if self.libtorch_lib.is_empty() {
                 "unknown"
             } else {
@@ -205,6 +209,10 @@ impl DeviceReport {
             if self.cudnn { " (cuDNN available)" } else { "" },
             self.cpu.model.as_deref().unwrap_or("unknown"),
             self.cpu_threads,
+            match self.nccl {
+                true => "Gloo for CPU processes, NCCL for GPUs",
+                false => "Gloo for CPU processes (NCCL not compiled in)",
+            },
         )
     }
 }

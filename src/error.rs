@@ -77,6 +77,10 @@ pub enum Error {
     #[error("device: {0}")]
     Device(String),
 
+    /// Data-parallel training could not start, or lost a replica (rank is this process's).
+    #[error("distributed training, rank {rank}: {message}")]
+    Distributed { rank: usize, message: String },
+
     /// A number beyond what this machine can bear (threads): refused before anything starts.
     #[error("{field}: {message}")]
     Limit { field: String, message: String },

@@ -10,6 +10,7 @@
 //! | [`model`] | the GPT assembled from the layers; its parameter table and FLOPs |
 //! | [`data`] | the corpus (found, downloaded, verified), its vocabulary, batches |
 //! | [`train`] | the trainer, AdamW, evaluation over windows of the corpus |
+//! | [`distributed`] | data-parallel training: several processes as replicas, over c10d |
 //! | [`generate`] | sampling, the sliding context with its KV cache, streaming text |
 //! | [`artifacts`] | what a run leaves on disk: checkpoints, run directories, metrics |
 //! | [`workflow`] | the commands' work composed from the stages: run, sweep, bench, plot |
@@ -22,6 +23,7 @@ pub mod artifacts;
 pub mod cli;
 pub mod data;
 pub mod device;
+pub mod distributed;
 pub mod error;
 pub mod files;
 pub mod generate;

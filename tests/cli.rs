@@ -722,6 +722,10 @@ fn bench_reports_step_times_and_utilisation() {
         assert!(v.is_finite() && v > 0.0, "{label}: {v}\n{report}");
     }
     assert!(report.contains("(fp32, measured now)"), "{report}");
+    assert!(
+        report.contains("all-reduce ms/step  none (one process)"),
+        "{report}"
+    );
 
     // Mixed precision: the step and the peak in bf16.
     let output = gptbuild(

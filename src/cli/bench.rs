@@ -2,10 +2,12 @@
 
 use std::io::Write;
 
+use crate::distributed::{C10dReplicas, Launch};
 use crate::error::{Error, Result};
 use crate::layers::precision::Precision;
 use crate::resources;
 use crate::spec::{find_spec, DeviceSpec, Spec};
+use crate::train::replicas::{Replicas, SingleProcess};
 use crate::workflow::bench::{bench, MAX_STEPS};
 
 /// `gptbuild bench`'s arguments.
@@ -34,7 +36,22 @@ pub fn execute(args: BenchArgs, out: &mut dyn Write) -> Result<()> {
         written.training.precision = args.precision.unwrap_or(written.training.precision);
     })?;
     resources::set_threads_from(args.threads, spec.training.threads)?;
+    let launch = Launch::from_env()?;
     let device = crate::device::select(args.device.unwrap_or(spec.training.device))?;
-    let report = bench(&spec, args.steps, args.warmup, device)?;
+    let device = launch
+        .as_ref()
+        .map_or(device, |launch| launch.device_for(device));
+    let report = match &launch {
+        None => bench(&spec, args.steps, args.warmup, device, &mut SingleProcess)?,
+        Some(launch) => {
+            let mut replicas = C10dReplicas::join(launch, device)?;
+            let report = bench(&spec, args.steps, args.warmup, device, &mut replicas)?;
+            if replicas.rank() != 0 {
+                // Rank 0 reports for all.
+                return Ok(());
+            }
+            report
+        }
+    };
     write!(out, "{}", report.table()).map_err(Error::io("writing the report"))
 }

@@ -20,6 +20,13 @@ pub struct RunArgs {
 pub fn execute(args: RunArgs, out: &mut dyn Write) -> Result<()> {
     interrupt::install()?;
     let outcome = run(&find_spec(&args.spec)?, &args.options, out)?;
+    // The other ranks of a multi-process run are silent: rank 0 speaks for the run.
+    if outcome.rank != 0 {
+        return match outcome.finished {
+            true => Ok(()),
+            false => Err(Error::Interrupted),
+        };
+    }
     if !outcome.finished {
         eprintln!(
             "interrupted after iteration {}; checkpoint saved in {}\n\

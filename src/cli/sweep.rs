@@ -22,5 +22,12 @@ pub struct SweepArgs {
 
 pub fn execute(args: SweepArgs, out: &mut dyn Write) -> Result<()> {
     interrupt::install()?;
+    if crate::distributed::Launch::from_env()?.is_some() {
+        return Err(crate::error::Error::Usage(
+            "a sweep runs its trials one process each; launch `gptbuild run` under torchrun \
+             for data-parallel training"
+                .into(),
+        ));
+    }
     sweep(&args.sweep, args.data, args.runs_dir, out).map(|_| ())
 }

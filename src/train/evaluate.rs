@@ -113,16 +113,10 @@ pub fn score_split(model: &Gpt, dataset: &Dataset, split: Split, stride: i64) ->
     }
 }
 
-/// Mean loss over whole windows at `offsets` (the training log's estimate over random windows).
-pub fn mean_loss(model: &Gpt, dataset: &Dataset, split: Split, offsets: &[i64]) -> f64 {
-    let windows: Vec<Window> = offsets.iter().map(|&o| Window::whole(o)).collect();
-    let (sum, tokens) = summed_loss(model, dataset, split, &windows);
-    sum / tokens as f64
-}
-
 /// Summed next-token loss over the scored positions of `windows`, and how many there were; in
-/// chunks, without dropout or gradients.
-fn summed_loss(model: &Gpt, dataset: &Dataset, split: Split, windows: &[Window]) -> (f64, i64) {
+/// chunks, without dropout or gradients. Sums, not means, so that replicas scoring shares of the
+/// same windows can add theirs up (the training log's estimate is this over random windows).
+pub fn summed_loss(model: &Gpt, dataset: &Dataset, split: Split, windows: &[Window]) -> (f64, i64) {
     let block_size = model.dims().block_size;
     let per_forward = (EVALUATION_TOKENS / block_size).max(1) as usize;
     tch::no_grad(|| {

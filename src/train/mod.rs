@@ -12,17 +12,22 @@ use tch::Tensor;
 
 use crate::data::{Dataset, Split, SplitMix64};
 use crate::error::{Error, Result};
+use crate::interrupt;
 use crate::model::Gpt;
 use crate::spec::{TrainingSpec, ValEval};
-use crate::train::evaluate::{mean_loss, score_split};
+use crate::train::evaluate::{summed_loss, Window, WindowPlan};
 use crate::train::optim::AdamW;
-use crate::train::replicas::{shard, Replicas, SingleProcess};
+use crate::train::replicas::{shard, Replicas, Requests, SingleProcess};
 
 /// The batch-sampling stream of training; evaluations use streams `1 + iteration`.
 const TRAIN_STREAM: u64 = 0;
 
 /// Mixed into the seed for the per-iteration dropout seeds, so they share no stream with batches.
 const DROPOUT_SALT: u64 = 0xD50F_0A7E_5EED_0001;
+
+/// Mixed in once per replica rank, so that replicas draw different dropout masks (rank 0, and so
+/// a single process, draws what it always drew).
+const REPLICA_SALT: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// Average losses on both splits at one iteration.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -85,6 +90,10 @@ pub struct Trainer<'a> {
     last_loss: Option<Tensor>,
     /// The other processes training the same model (none, by default).
     replicas: Box<dyn Replicas>,
+    /// When the wall-time budget of [`Trainer::train`] runs out, if it has one.
+    deadline: Option<Instant>,
+    /// What the replicas requested by the last step (a stop, the end of the time budget).
+    requests: Requests,
 }
 
 impl<'a> Trainer<'a> {
@@ -106,6 +115,8 @@ impl<'a> Trainer<'a> {
             last_evaluation: None,
             last_loss: None,
             replicas: Box::new(SingleProcess),
+            deadline: None,
+            requests: Requests::default(),
         }
     }
 
@@ -122,6 +133,73 @@ impl<'a> Trainer<'a> {
         }
         self.replicas = replicas;
         Ok(self)
+    }
+
+    /// This replica's place among those training together (0 of 1 for a single process).
+    pub fn rank(&self) -> usize {
+        self.replicas.rank()
+    }
+
+    /// Makes every replica start from the first one's parameters and training state (its fresh
+    /// initialisation, or the checkpoint it restored): the parameters, AdamW's moments, the step,
+    /// the batch sampler and the last evaluation. A single process has nothing to do.
+    ///
+    /// `data` identifies the training data (the tokenizer and the splits' sizes): replicas that
+    /// disagree on it would average gradients of different corpora, so all of them stop with an
+    /// error instead.
+    pub fn synchronize_replicas(&mut self, data: u64) -> Result<()> {
+        if self.replicas.world_size() == 1 {
+            return Ok(());
+        }
+        let state = self.state();
+        let device = state.exp_avg.device();
+        let header = [
+            state.step,
+            state.batch_rng as i64,
+            state.last_evaluation.unwrap_or(-1),
+            data as i64,
+        ];
+        let mut header = Tensor::from_slice(&header).to_device(device);
+        self.replicas.broadcast_from_first(&mut header)?;
+        let header: Vec<i64> = Vec::<i64>::try_from(header.to_device(tch::Device::Cpu))?;
+        let differs = f64::from(u8::from(header[3] != data as i64));
+        if self.replicas.sum(&[differs])?[0] > 0.0 {
+            return Err(Error::Distributed {
+                rank: self.rank(),
+                message: "the processes do not train on the same data (another corpus or \
+                          tokenizer than rank 0's); give every rank the same corpus"
+                    .into(),
+            });
+        }
+        let (mut exp_avg, mut exp_avg_sq) = (state.exp_avg.copy(), state.exp_avg_sq.copy());
+        self.replicas.broadcast_from_first(&mut exp_avg)?;
+        self.replicas.broadcast_from_first(&mut exp_avg_sq)?;
+        let mut parameters = self.optimizer.parameters().copy();
+        self.replicas.broadcast_from_first(&mut parameters)?;
+        // In place: the model's variables are views into this buffer.
+        tch::no_grad(|| {
+            self.optimizer
+                .parameters()
+                .shallow_clone()
+                .copy_(&parameters)
+        });
+        let first = TrainingState {
+            exp_avg,
+            exp_avg_sq,
+            step: header[0],
+            batch_rng: header[1] as u64,
+            last_evaluation: (header[2] >= 0).then_some(header[2]),
+        };
+        self.restore(&first).map_err(|message| Error::Distributed {
+            rank: self.rank(),
+            message,
+        })
+    }
+
+    /// Whether a stop (Ctrl-C, SIGTERM) was requested of any replica by the last step: all
+    /// replicas learn it from the same step's gradient exchange, so all stop after that step.
+    pub fn stop_requested(&self) -> bool {
+        self.requests.stop
     }
 
     /// Iterations completed so far.
@@ -155,8 +233,9 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    /// One optimisation step on a fresh training batch (this replica's share of it).
-    pub fn step(&mut self) {
+    /// One optimisation step on a fresh training batch (this replica's share of it). Fails only
+    /// when the replicas cannot exchange their gradients (another process died).
+    pub fn step(&mut self) -> Result<()> {
         let (rank, world_size) = (self.replicas.rank(), self.replicas.world_size());
         let offsets =
             self.dataset
@@ -164,9 +243,12 @@ impl<'a> Trainer<'a> {
         let (x, y) = self
             .dataset
             .batch_at(Split::Train, shard(&offsets, rank, world_size));
-        let dropout_seed =
-            SplitMix64::stream(self.training.seed ^ DROPOUT_SALT, self.iteration() as u64)
-                .next_u64();
+        let replica_salt = REPLICA_SALT.wrapping_mul(rank as u64);
+        let dropout_seed = SplitMix64::stream(
+            self.training.seed ^ DROPOUT_SALT ^ replica_salt,
+            self.iteration() as u64,
+        )
+        .next_u64();
         tch::manual_seed(dropout_seed as i64);
         let logits = self.model.forward_t(&x, true);
         let loss = Gpt::loss(&logits, &y);
@@ -174,13 +256,19 @@ impl<'a> Trainer<'a> {
             .training
             .schedule
             .learning_rate(self.training.learning_rate, self.iteration());
-        // Where the replicas' gradients meet (one process: unchanged).
-        let gradient = self
+        // Where the replicas' gradients meet (one process: unchanged), and their requests.
+        let requests = Requests {
+            stop: interrupt::requested(),
+            out_of_time: self.deadline.is_some_and(|end| Instant::now() >= end),
+        };
+        let averaged = self
             .replicas
-            .average_gradient(self.optimizer.flat_gradient(&loss));
+            .average_gradient(self.optimizer.flat_gradient(&loss), requests)?;
         self.optimizer
-            .update(&gradient, lr, self.training.grad_clip);
+            .update(&averaged.gradient, lr, self.training.grad_clip);
+        self.requests = averaged.requests;
         self.last_loss = Some(loss.detach());
+        Ok(())
     }
 
     /// Whether the model was evaluated at its current iteration.
@@ -197,29 +285,49 @@ impl<'a> Trainer<'a> {
 
     /// Mean loss over `eval_iters` random batches of each split (or the whole validation split,
     /// see `training.val_eval`), without dropout or gradients. The batches depend only on the
-    /// seed and the iteration, not on how training got there.
-    pub fn evaluate(&mut self) -> Evaluation {
+    /// seed and the iteration, not on how training got there. Replicas each score their share of
+    /// the windows and add up the sums, so every replica gets the same numbers, those of one
+    /// process up to the order of the additions.
+    pub fn evaluate(&mut self) -> Result<Evaluation> {
         let iteration = self.iteration();
         let mut rng = SplitMix64::stream(self.training.seed, 1 + iteration as u64);
-        let mut split_loss = |split| {
-            let count = self.training.eval_iters * self.training.batch_size;
-            let offsets = self.dataset.random_offsets(split, count, &mut rng);
-            mean_loss(&self.model, self.dataset, split, &offsets)
-        };
-        let train_loss = split_loss(Split::Train);
-        let val_loss = match self.training.val_eval {
-            ValEval::Batches => split_loss(Split::Val),
+        let count = self.training.eval_iters * self.training.batch_size;
+        let train_windows = self.random_windows(Split::Train, count, &mut rng);
+        let val_windows = match self.training.val_eval {
+            ValEval::Batches => self.random_windows(Split::Val, count, &mut rng),
             ValEval::WholeSplit => {
                 let block_size = self.model.dims().block_size;
-                score_split(&self.model, self.dataset, Split::Val, block_size).loss
+                WindowPlan::new(self.dataset.len(Split::Val), block_size, block_size).windows
             }
         };
+        let (rank, world_size) = (self.replicas.rank(), self.replicas.world_size());
+        let (train_sum, train_tokens) = summed_loss(
+            &self.model,
+            self.dataset,
+            Split::Train,
+            shard(&train_windows, rank, world_size),
+        );
+        let (val_sum, val_tokens) = summed_loss(
+            &self.model,
+            self.dataset,
+            Split::Val,
+            shard(&val_windows, rank, world_size),
+        );
+        let sums =
+            self.replicas
+                .sum(&[train_sum, train_tokens as f64, val_sum, val_tokens as f64])?;
         self.last_evaluation = Some(iteration);
-        Evaluation {
+        Ok(Evaluation {
             iteration,
-            train_loss,
-            val_loss,
-        }
+            train_loss: sums[0] / sums[1],
+            val_loss: sums[2] / sums[3],
+        })
+    }
+
+    /// `count` whole windows at random offsets of `split`.
+    fn random_windows(&self, split: Split, count: i64, rng: &mut SplitMix64) -> Vec<Window> {
+        let offsets = self.dataset.random_offsets(split, count, rng);
+        offsets.into_iter().map(Window::whole).collect()
     }
 
     /// Trains to `max_iters` (or until the wall-time budget, `training.max_minutes`, runs out),
@@ -228,27 +336,28 @@ impl<'a> Trainer<'a> {
     /// iteration, and when the budget ends training (as the last iteration would have).
     pub fn train(&mut self, observer: &mut dyn Observer) -> Result<Stop> {
         let started = Instant::now();
-        let budget = self
+        self.deadline = self
             .training
             .max_minutes
-            .and_then(|minutes| Duration::try_from_secs_f64(minutes * 60.0).ok());
+            .and_then(|minutes| Duration::try_from_secs_f64(minutes * 60.0).ok())
+            .and_then(|budget| started.checked_add(budget));
         let max_iters = self.training.max_iters;
         while self.iteration() < max_iters {
             if self.evaluation_due() {
-                let evaluation = self.evaluate();
+                let evaluation = self.evaluate()?;
                 observer.evaluated(self, &evaluation)?;
             }
-            self.step();
+            self.step()?;
             if !observer.stepped(self)? {
                 return Ok(match self.iteration() >= max_iters {
                     true => Stop::Finished,
                     false => Stop::Interrupted,
                 });
             }
-            let out_of_time = budget.is_some_and(|budget| started.elapsed() >= budget);
-            if out_of_time && self.iteration() < max_iters {
+            // Every replica's clock has a say, through the step's exchange, so all stop together.
+            if self.requests.out_of_time && self.iteration() < max_iters {
                 if !self.evaluated_now() {
-                    let evaluation = self.evaluate();
+                    let evaluation = self.evaluate()?;
                     observer.evaluated(self, &evaluation)?;
                 }
                 return Ok(Stop::OutOfTime);

@@ -81,6 +81,11 @@ impl AdamW {
         }
     }
 
+    /// Every parameter in one flat buffer (each variable of the model is a view into it).
+    pub fn parameters(&self) -> &Tensor {
+        &self.flat_params
+    }
+
     /// Steps taken so far.
     pub fn steps(&self) -> i64 {
         self.step

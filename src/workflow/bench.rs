@@ -2,6 +2,10 @@
 //! backward and AdamW on a random batch of the spec's shape — as median, min and max milliseconds
 //! after a warm-up, tokens per second, and model FLOP utilisation (MFU) against a matrix-multiply
 //! peak measured in the same process, so the number says how much of the machine the step uses.
+//!
+//! Under torchrun each process times its share of the global batch and the gradient all-reduce
+//! between backward and update, as data-parallel training runs it; the report gives the
+//! all-reduce's own median beside the step's.
 
 use std::time::Instant;
 
@@ -16,6 +20,7 @@ use crate::model::Gpt;
 use crate::resources::MemoryEstimate;
 use crate::spec::Spec;
 use crate::train::optim::AdamW;
+use crate::train::replicas::{Replicas, Requests};
 
 /// The most steps a benchmark times (or warms up with): the timings are kept in memory.
 pub const MAX_STEPS: u64 = 1_000_000;
@@ -39,6 +44,10 @@ pub struct BenchReport {
     pub peak_gflops: f64,
     /// The compute dtype of the step and of the peak.
     pub precision: Precision,
+    /// Processes sharing each batch.
+    pub world_size: usize,
+    /// Median milliseconds of the gradient exchange per step (0 for one process).
+    pub all_reduce_ms: f64,
 }
 
 impl BenchReport {
@@ -56,7 +65,9 @@ impl BenchReport {
              GFLOP per step      {:.3}\n\
              achieved GFLOP/s    {:.1}\n\
              matmul peak GFLOP/s {:.1} ({}, measured now)\n\
-             MFU                 {:.1}%\n",
+             MFU                 {:.1}%\n\
+             processes           {}\n\
+             all-reduce ms/step  {}\n",
             self.steps,
             self.median_ms,
             self.min_ms,
@@ -66,13 +77,29 @@ impl BenchReport {
             self.achieved_gflops,
             self.peak_gflops,
             self.precision.name(),
-            100.0 * self.mfu()
+            100.0 * self.mfu(),
+            self.world_size,
+            match self.world_size {
+                1 => "none (one process)".to_string(),
+                _ => format!(
+                    "median {:.2} ({:.0}% of the step)",
+                    self.all_reduce_ms,
+                    100.0 * self.all_reduce_ms / self.median_ms
+                ),
+            }
         )
     }
 }
 
-/// Times `steps` training steps of `spec`'s model on `device` after `warmup` untimed ones.
-pub fn bench(spec: &Spec, steps: u64, warmup: u64, device: Device) -> Result<BenchReport> {
+/// Times `steps` training steps of `spec`'s model on `device` after `warmup` untimed ones, as
+/// one of `replicas` (each takes its share of the batch and exchanges its gradient).
+pub fn bench(
+    spec: &Spec,
+    steps: u64,
+    warmup: u64,
+    device: Device,
+    replicas: &mut dyn Replicas,
+) -> Result<BenchReport> {
     if !(1..=MAX_STEPS).contains(&steps) || warmup > MAX_STEPS {
         return Err(Error::Usage(format!(
             "--steps must be 1 to {MAX_STEPS} and --warmup at most {MAX_STEPS}, got {steps} and \
@@ -85,24 +112,38 @@ pub fn bench(spec: &Spec, steps: u64, warmup: u64, device: Device) -> Result<Ben
     let model = Gpt::try_new(&vs.root(), spec, VOCAB_SIZE)?;
     let mut optimizer = AdamW::new(vs.trainable_variables(), spec.training.adamw.clone());
     let (batch, block) = (spec.training.batch_size, spec.model.block_size);
-    let x = Tensor::randint(VOCAB_SIZE, [batch, block], (Kind::Int64, device));
-    let y = Tensor::randint(VOCAB_SIZE, [batch, block], (Kind::Int64, device));
-    let mut step = || {
+    let world_size = replicas.world_size();
+    if batch % world_size as i64 != 0 {
+        return Err(Error::Usage(format!(
+            "training.batch_size ({batch}) must be a multiple of the {world_size} processes"
+        )));
+    }
+    let share = batch / world_size as i64;
+    let x = Tensor::randint(VOCAB_SIZE, [share, block], (Kind::Int64, device));
+    let y = Tensor::randint(VOCAB_SIZE, [share, block], (Kind::Int64, device));
+    // (step, all-reduce) milliseconds.
+    let mut step = || -> Result<(f64, f64)> {
+        let started = Instant::now();
         let loss = Gpt::loss(&model.forward_t(&x, true), &y);
-        optimizer.minimise(&loss, spec.training.learning_rate, spec.training.grad_clip);
+        let gradient = optimizer.flat_gradient(&loss);
         synchronize(device);
+        let exchange = Instant::now();
+        let averaged = replicas.average_gradient(gradient, Requests::default())?;
+        synchronize(device);
+        let exchange_ms = exchange.elapsed().as_secs_f64() * 1000.0;
+        let (lr, clip) = (spec.training.learning_rate, spec.training.grad_clip);
+        optimizer.update(&averaged.gradient, lr, clip);
+        synchronize(device);
+        Ok((started.elapsed().as_secs_f64() * 1000.0, exchange_ms))
     };
     for _ in 0..warmup {
-        step();
+        step()?;
     }
-    let mut times: Vec<f64> = (0..steps)
-        .map(|_| {
-            let started = Instant::now();
-            step();
-            started.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
+    let timed = (0..steps).map(|_| step()).collect::<Result<Vec<_>>>()?;
+    let mut times: Vec<f64> = timed.iter().map(|t| t.0).collect();
+    let mut exchanges: Vec<f64> = timed.iter().map(|t| t.1).collect();
     times.sort_by(f64::total_cmp);
+    exchanges.sort_by(f64::total_cmp);
     let median_ms = median(&times);
     let flops_per_step =
         FlopsPerToken::of(&vs, &spec.model).training as f64 * (batch * block) as f64;
@@ -116,6 +157,12 @@ pub fn bench(spec: &Spec, steps: u64, warmup: u64, device: Device) -> Result<Ben
         achieved_gflops: flops_per_step / (median_ms / 1000.0) / 1e9,
         peak_gflops: matmul_peak_gflops(device, spec.training.precision.compute_kind()),
         precision: spec.training.precision,
+        world_size,
+        all_reduce_ms: if world_size == 1 {
+            0.0
+        } else {
+            median(&exchanges)
+        },
     })
 }
 

@@ -1,7 +1,8 @@
 //! The run's policy, in one place: what happens at each evaluation and step of training. The
 //! recorder prints the course's log line, appends to `metrics.csv`, stops a diverged run (keeping
 //! the last good checkpoint), saves the checkpoint and training state, keeps the best checkpoint so
-//! far, moves the progress bar, and stops the loop on Ctrl-C.
+//! far, moves the progress bar, and stops the loop on Ctrl-C. In a multi-process run the first
+//! replica records and the others follow ([`Follower`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,6 @@ use crate::artifacts::run_dir::{
 use crate::data::tokenizer::Tokenizer;
 use crate::error::{Error, Result};
 use crate::files::write_whole;
-use crate::interrupt;
 use crate::spec::Spec;
 use crate::train::{Evaluation, Observer, Trainer};
 use crate::workflow::progress::Progress;
@@ -127,6 +127,31 @@ impl Observer for Recorder<'_> {
 
     fn stepped(&mut self, trainer: &Trainer) -> Result<bool> {
         self.progress.step(trainer);
-        Ok(!interrupt::requested())
+        Ok(!trainer.stop_requested())
+    }
+}
+
+/// What a replica other than the first observes: nothing to write (rank 0 writes the run), but
+/// the same decisions to take, at the same iterations, so that all replicas stop together.
+pub struct Follower {
+    pub rank: usize,
+}
+
+impl Observer for Follower {
+    fn evaluated(&mut self, _trainer: &Trainer, evaluation: &Evaluation) -> Result<()> {
+        match evaluation.is_finite() {
+            true => Ok(()),
+            false => Err(Error::Distributed {
+                rank: self.rank,
+                message: format!(
+                    "the loss diverged at iteration {}; rank 0 says which checkpoint is kept",
+                    evaluation.iteration
+                ),
+            }),
+        }
+    }
+
+    fn stepped(&mut self, trainer: &Trainer) -> Result<bool> {
+        Ok(!trainer.stop_requested())
     }
 }

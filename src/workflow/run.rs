@@ -4,6 +4,13 @@
 //! evaluation), `model.safetensors` (weights + spec + vocabulary), `training.safetensors`
 //! (optimizer moments, step, batch sampler state: what resuming needs), `best.safetensors` (the
 //! weights with the lowest validation loss so far, unless `keep_best: false`) and `sample.txt`.
+//!
+//! Under `torchrun` (or with its variables set by hand, [`crate::distributed::launch`]) the same
+//! run is data-parallel: every process joins one c10d group and trains its share of each batch.
+//! Rank 0 is the run as one process would be (its directory, log, metrics, checkpoints, progress
+//! bar, sample); it restores a checkpoint when resuming and hands its weights and state to the
+//! others, which print and write nothing. The spec's `batch_size` stays the global batch, so a
+//! checkpoint does not depend on how many processes trained it: a run resumes on any number.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,8 +23,9 @@ use crate::artifacts::metrics::Metrics;
 use crate::artifacts::run_dir::{
     self, CHECKPOINT_FILE, METRICS_FILE, SAMPLE_FILE, SPEC_FILE, TRAINING_STATE_FILE,
 };
-use crate::data::tokenizer::Tokenizer;
+use crate::data::tokenizer::{StoredTokenizer, Tokenizer};
 use crate::data::{training_data, Dataset, Split};
+use crate::distributed::{C10dReplicas, Launch};
 use crate::error::{Error, Result};
 use crate::files::write_whole;
 use crate::generate::sample::generate;
@@ -25,8 +33,9 @@ use crate::layers::precision::Precision;
 use crate::model::Gpt;
 use crate::resources::{self, MemoryEstimate};
 use crate::spec::{DeviceSpec, Spec, WrittenSpec};
+use crate::train::replicas::Replicas;
 use crate::train::{Evaluation, Trainer};
-use crate::workflow::recorder::Recorder;
+use crate::workflow::recorder::{Follower, Recorder};
 
 /// The spec fields a run can override, from the command line (`gptbuild run`'s flags) or a caller;
 /// the resolved spec records the result.
@@ -70,7 +79,11 @@ pub struct RunOptions {
 /// What a run produced.
 #[derive(Debug)]
 pub struct RunOutcome {
+    /// The run directory (rank 0's; empty on the other ranks of a multi-process run, which
+    /// write nothing).
     pub dir: PathBuf,
+    /// This process's rank in a multi-process run, else 0.
+    pub rank: usize,
     /// The evaluations of this invocation (a resumed run's earlier ones are in `metrics.csv`).
     pub evaluations: Vec<Evaluation>,
     /// The sample, or empty if the run was interrupted.
@@ -108,9 +121,22 @@ impl RunOptions {
 /// or infinite loss stops the run with [`Error::Diverged`], keeping the last good checkpoint. What
 /// happens at each evaluation is the [`Recorder`]'s business.
 pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Result<RunOutcome> {
+    let launch = Launch::from_env()?;
     let spec = Spec::load_with(spec_path, |written| options.apply(written))?;
     let device = crate::device::select(spec.training.device)?;
+    let device = launch
+        .as_ref()
+        .map_or(device, |launch| launch.device_for(device));
     resources::set_threads_from(options.threads, spec.training.threads)?;
+    let default_threads = options.threads.unwrap_or(spec.training.threads) == 0;
+    if let Some(threads) = launch
+        .as_ref()
+        .filter(|_| default_threads)
+        .and_then(|launch| launch.default_threads(resources::available_cores()))
+    {
+        // "One thread per core" shared among this machine's processes, not one per core each.
+        resources::set_threads(threads, "training.threads")?;
+    }
     let (tokenizer, dataset) = training_data(
         options.data.as_deref(),
         spec.data.path.as_deref(),
@@ -121,8 +147,25 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
     )?;
     MemoryEstimate::training(&spec, tokenizer.vocab_size() as i64).check(device)?;
 
-    let (dir, mut trainer, metrics) =
+    let replicas = launch
+        .as_ref()
+        .map(|launch| C10dReplicas::join(launch, device))
+        .transpose()?;
+    let rank = launch.as_ref().map_or(0, |launch| launch.rank);
+    if rank != 0 {
+        let replicas = replicas.ok_or_else(|| Error::Usage("a rank without a group".into()))?;
+        return follow(&spec, tokenizer.as_ref(), &dataset, device, replicas);
+    }
+    let (dir, trainer, metrics) =
         start_or_resume(&spec, options, tokenizer.as_ref(), &dataset, device)?;
+    let mut trainer = match replicas {
+        Some(replicas) => {
+            let mut trainer = trainer.with_replicas(Box::new(replicas))?;
+            trainer.synchronize_replicas(data_fingerprint(tokenizer.as_ref(), &dataset))?;
+            trainer
+        }
+        None => trainer,
+    };
     let metrics = metrics.with_characters_per_token(characters_per_token(&dataset));
     write_whole(&dir.join(SPEC_FILE), spec.to_yaml().as_bytes())?;
     let mut recorder = Recorder::new(out, &dir, &spec, tokenizer.as_ref(), metrics, &trainer);
@@ -139,11 +182,67 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
     }
     Ok(RunOutcome {
         dir,
+        rank,
         evaluations,
         sample,
         finished,
         iteration: trainer.iteration(),
     })
+}
+
+/// A rank other than 0: trains in step with rank 0 from rank 0's weights and state, writing
+/// nothing.
+fn follow(
+    spec: &Spec,
+    tokenizer: &dyn Tokenizer,
+    dataset: &Dataset,
+    device: Device,
+    replicas: C10dReplicas,
+) -> Result<RunOutcome> {
+    let rank = replicas.rank();
+    let mut trainer =
+        fresh_trainer(spec, tokenizer, dataset, device)?.with_replicas(Box::new(replicas))?;
+    trainer.synchronize_replicas(data_fingerprint(tokenizer, dataset))?;
+    let stop = trainer.train(&mut Follower { rank })?;
+    Ok(RunOutcome {
+        dir: PathBuf::new(),
+        rank,
+        evaluations: Vec::new(),
+        sample: String::new(),
+        finished: stop.completed(),
+        iteration: trainer.iteration(),
+    })
+}
+
+/// What identifies the training data among the processes of a run: the tokenizer and the sizes
+/// of the splits, hashed.
+fn data_fingerprint(tokenizer: &dyn Tokenizer, dataset: &Dataset) -> u64 {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    let stored = match tokenizer.stored() {
+        StoredTokenizer::Characters(chars) => format!("characters:{chars}"),
+        StoredTokenizer::HuggingFace(json) => format!("tokenizer.json:{json}"),
+    };
+    hash.update(stored.as_bytes());
+    for split in [Split::Train, Split::Val] {
+        hash.update(dataset.len(split).to_le_bytes());
+        hash.update(dataset.scored_characters(split).to_le_bytes());
+    }
+    let digest = hash.finalize();
+    u64::from_le_bytes(digest[..8].try_into().unwrap_or_default())
+}
+
+/// A trainer for `spec` with freshly initialised weights (seeded by the spec).
+fn fresh_trainer<'d>(
+    spec: &Spec,
+    tokenizer: &dyn Tokenizer,
+    dataset: &'d Dataset,
+    device: Device,
+) -> Result<Trainer<'d>> {
+    tch::manual_seed(spec.training.seed as i64);
+    let var_store = VarStore::new(device);
+    let model = Gpt::try_new(&var_store.root(), spec, tokenizer.vocab_size() as i64)?;
+    Ok(Trainer::new(model, var_store, dataset, &spec.training))
 }
 
 /// Characters of text per token of the validation split: what converts its loss per token to bits
@@ -183,10 +282,7 @@ fn start_or_resume<'d>(
         eprintln!("nothing to resume for {}: starting a new run", spec.name());
     }
     let dir = run_dir::create(&runs_root, spec.name())?;
-    tch::manual_seed(spec.training.seed as i64);
-    let var_store = VarStore::new(device);
-    let model = Gpt::try_new(&var_store.root(), spec, tokenizer.vocab_size() as i64)?;
-    let trainer = Trainer::new(model, var_store, dataset, &spec.training);
+    let trainer = fresh_trainer(spec, tokenizer, dataset, device)?;
     Ok((dir, trainer, Metrics::new()))
 }
 
