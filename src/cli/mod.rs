@@ -45,10 +45,15 @@ pub enum Command {
     /// A checkpoint is saved after every evaluation; Ctrl-C or SIGTERM stops after the current
     /// step with a checkpoint (exit 130), and --resume continues from it.
     ///
+    /// Under torchrun (or with RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set) it trains
+    /// data-parallel over c10d: batch_size stays the global batch, rank 0 writes and prints;
+    /// GPTBUILD_DIST_TIMEOUT (seconds, default 300) bounds the wait for another rank.
+    ///
     /// Examples:
     ///   gptbuild run architectures/task06.yaml
     ///   gptbuild run task05 --iters 2000 --seed 3 --threads 1
     ///   gptbuild run task07 --resume
+    ///   torchrun --no-python --standalone --nproc-per-node 2 gptbuild run task06
     #[command(verbatim_doc_comment)]
     Run(run::RunArgs),
     /// Generate text from a trained model, streaming it as it is written.
@@ -89,6 +94,7 @@ pub enum Command {
     ///   gptbuild bench task06 --steps 50
     ///   gptbuild bench task07 --steps 5 --threads 2
     ///   gptbuild bench task07 --steps 5 --precision bf16
+    ///   torchrun --no-python --standalone --nproc-per-node 2 gptbuild bench task07 --steps 3
     #[command(verbatim_doc_comment)]
     Bench(bench::BenchArgs),
     /// Score a trained model on every character of a split, not on random batches: the number to
