@@ -72,10 +72,12 @@ impl CudaBackend {
         if env!("GPTBUILD_LIBTORCH_CUDA") != "linked" {
             return CudaBackend::NotBuilt;
         }
-        match std::fs::read_to_string("/proc/self/maps") {
-            Ok(maps) if maps.contains("/libtorch_cuda.so") => CudaBackend::Loaded,
-            Ok(_) => CudaBackend::NotLoaded,
-            Err(_) => CudaBackend::Unknown,
+        match mapped_libraries() {
+            Some(paths) if paths.iter().any(|p| p.ends_with("/libtorch_cuda.so")) => {
+                CudaBackend::Loaded
+            }
+            Some(_) => CudaBackend::NotLoaded,
+            None => CudaBackend::Unknown,
         }
     }
 }
@@ -137,12 +139,24 @@ impl CpuInfo {
 /// The directory of the `libtorch_cpu.so` mapped into this process: where libtorch was loaded from
 /// (`LD_LIBRARY_PATH` may have chosen another than [`LIBTORCH_LIB`]); `None` off Linux.
 pub fn loaded_libtorch_lib() -> Option<String> {
-    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
-    maps.lines()
-        .filter_map(|line| line.split_whitespace().nth(5))
+    mapped_libraries()?
+        .into_iter()
         .find(|path| path.ends_with("/libtorch_cpu.so"))
-        .and_then(|path| std::path::Path::new(path).parent())
-        .map(|dir| dir.display().to_string())
+        .and_then(|path| {
+            let dir = std::path::Path::new(&path).parent()?;
+            Some(dir.display().to_string())
+        })
+}
+
+/// The files mapped into this process (the path column of `/proc/self/maps`); `None` off Linux.
+fn mapped_libraries() -> Option<Vec<String>> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let paths = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .map(str::to_string)
+        .collect();
+    Some(paths)
 }
 
 /// `gptbuild devices`: the libtorch, its CUDA backend and GPUs, and the CPU.

@@ -29,6 +29,14 @@ const DROPOUT_SALT: u64 = 0xD50F_0A7E_5EED_0001;
 /// a single process, draws what it always drew).
 const REPLICA_SALT: u64 = 0x9E37_79B9_7F4A_7C15;
 
+/// The seed of libtorch's generator (dropout) for the step of `iteration` on replica `rank`: a
+/// function of the seed and the iteration alone, so a resumed run draws the masks it would have
+/// drawn, and different on every replica (rank 0, and so a single process, unchanged by ranks).
+pub fn dropout_seed(seed: u64, iteration: i64, rank: usize) -> u64 {
+    let replica_salt = REPLICA_SALT.wrapping_mul(rank as u64);
+    SplitMix64::stream(seed ^ DROPOUT_SALT ^ replica_salt, iteration as u64).next_u64()
+}
+
 /// Average losses on both splits at one iteration.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Evaluation {
@@ -243,13 +251,7 @@ impl<'a> Trainer<'a> {
         let (x, y) = self
             .dataset
             .batch_at(Split::Train, shard(&offsets, rank, world_size));
-        let replica_salt = REPLICA_SALT.wrapping_mul(rank as u64);
-        let dropout_seed = SplitMix64::stream(
-            self.training.seed ^ DROPOUT_SALT ^ replica_salt,
-            self.iteration() as u64,
-        )
-        .next_u64();
-        tch::manual_seed(dropout_seed as i64);
+        tch::manual_seed(dropout_seed(self.training.seed, self.iteration(), rank) as i64);
         let logits = self.model.forward_t(&x, true);
         let loss = Gpt::loss(&logits, &y);
         let lr = self
@@ -392,4 +394,31 @@ pub trait Observer {
     fn evaluated(&mut self, trainer: &Trainer, evaluation: &Evaluation) -> Result<()>;
     /// After each step; `false` stops training (Ctrl-C).
     fn stepped(&mut self, trainer: &Trainer) -> Result<bool>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_replica_draws_its_own_dropout_and_rank_0_draws_what_one_process_did() {
+        // One process's seeds, as they were before replicas existed.
+        let before = |seed: u64, iteration: i64| {
+            SplitMix64::stream(seed ^ DROPOUT_SALT, iteration as u64).next_u64()
+        };
+        for (seed, iteration) in [(1337, 0), (1337, 41), (7, 4999)] {
+            assert_eq!(dropout_seed(seed, iteration, 0), before(seed, iteration));
+            let ranks: Vec<u64> = (0..8).map(|r| dropout_seed(seed, iteration, r)).collect();
+            let mut distinct = ranks.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            assert_eq!(
+                distinct.len(),
+                ranks.len(),
+                "two ranks share masks: {ranks:?}"
+            );
+            assert_eq!(dropout_seed(seed, iteration, 3), ranks[3], "reproducible");
+        }
+        assert_ne!(dropout_seed(1337, 1, 1), dropout_seed(1337, 2, 1));
+    }
 }
