@@ -17,6 +17,9 @@
 //!   `nvidia-nccl` and `nvidia-cuda-runtime` wheels torch depends on, and `nvidia-cuda-crt` and
 //!   `nvidia-cuda-cccl`, which requirements.txt adds), NCCL groups are compiled in as well.
 //!
+//! - the kernels libtorch lacks (`src/kernels/*.cpp`: causal attention with dropout for the CPU),
+//!   compiled the same way, always optimised (`-O3`), since the tests must run the code users run.
+//!
 //! The library directory and whether CUDA was linked are passed on to the crate
 //! (`GPTBUILD_LIBTORCH_LIB`, `GPTBUILD_LIBTORCH_CUDA`), for `gptbuild devices` and the test that
 //! holds the link in place.
@@ -37,6 +40,7 @@ fn main() {
     }
     if !dir.is_empty() {
         compile_c10d_seam(Path::new(&dir), cuda);
+        compile_kernels(Path::new(&dir));
     }
     println!("cargo:rustc-env=GPTBUILD_LIBTORCH_LIB={dir}");
     println!(
@@ -62,22 +66,10 @@ fn compile_c10d_seam(lib: &Path, cuda: bool) {
              (`apt-get install libgloo-dev`; scripts/env.sh does it)"
         );
     }
-    // `lib` may pass through a link (.venv/libtorch): its real place is beside NCCL's wheel.
-    let lib = std::fs::canonicalize(lib).unwrap_or_else(|_| lib.to_path_buf());
-    let torch = lib.parent().unwrap_or(&lib);
-    let include = torch.join("include");
-    let mut build = cc::Build::new();
-    build
-        .cpp(true)
-        .file(C10D_SEAM)
-        .include(&include)
-        .include(include.join("torch/csrc/api/include"))
-        .flag("-std=c++17")
-        .define("_GLIBCXX_USE_CXX11_ABI", "1")
-        .define("USE_C10D_GLOO", None)
-        // libtorch's headers are not warning-clean under -Wall; ours is kept clean by review.
-        .warnings(false);
-    let nccl = cuda.then(|| cuda_headers(torch)).flatten();
+    let torch = torch_dir(lib);
+    let mut build = against_libtorch(&torch);
+    build.file(C10D_SEAM).define("USE_C10D_GLOO", None);
+    let nccl = cuda.then(|| cuda_headers(&torch)).flatten();
     if cuda && nccl.is_none() {
         println!(
             "cargo:warning=libtorch has CUDA, but CUDA's or NCCL's headers are missing beside it \
@@ -105,6 +97,48 @@ fn compile_c10d_seam(lib: &Path, cuda: bool) {
         "cargo:rustc-env=GPTBUILD_C10D_NCCL={}",
         if nccl.is_some() { "compiled" } else { "absent" }
     );
+}
+
+/// The kernels' C++ files.
+const KERNELS: &[&str] = &["src/kernels/causal_attention.cpp"];
+
+/// Compiles the kernels libtorch lacks into a static library linked into the crate.
+fn compile_kernels(lib: &Path) {
+    let mut build = against_libtorch(&torch_dir(lib));
+    for file in KERNELS {
+        println!("cargo:rerun-if-changed={file}");
+        build.file(file);
+    }
+    // OpenMP's SIMD pragmas only (vectorised reductions); no OpenMP runtime.
+    build.opt_level(3).flag("-fopenmp-simd");
+    build.compile("gptbuild_kernels");
+    for library in ["torch_cpu", "c10"] {
+        println!("cargo:rustc-link-lib=dylib={library}");
+    }
+}
+
+/// The torch package directory of libtorch's library directory `lib`: `lib` may pass through a
+/// link (.venv/libtorch), and its real place is beside the NCCL and CUDA wheels.
+fn torch_dir(lib: &Path) -> PathBuf {
+    let lib = std::fs::canonicalize(lib).unwrap_or_else(|_| lib.to_path_buf());
+    lib.parent().map(Path::to_path_buf).unwrap_or(lib)
+}
+
+/// A C++17 build against the headers of the libtorch in `torch`, with its ABI.
+fn against_libtorch(torch: &Path) -> cc::Build {
+    // The exception guard every entry point includes.
+    println!("cargo:rerun-if-changed=src/seam.h");
+    let include = torch.join("include");
+    let mut build = cc::Build::new();
+    build
+        .cpp(true)
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .flag("-std=c++17")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        // libtorch's headers are not warning-clean under -Wall; ours are kept clean by review.
+        .warnings(false);
+    build
 }
 
 /// The include directories of CUDA's runtime and NCCL shipped as wheels beside torch's

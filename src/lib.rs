@@ -16,9 +16,10 @@
 //! | [`workflow`] | the commands' work composed from the stages: run, sweep, bench, plot |
 //! | [`cli`] | the command line |
 //!
-//! Beside them, used by all: [`error`] (every failure as a value), [`files`] (written whole or not
-//! at all), [`resources`] (what the machine can bear), [`device`] (CPU or GPU, and what libtorch reaches), [`interrupt`] (Ctrl-C), [`registry`] (the layer kinds' schemas), [`validate`] (the checks every spec field goes through).
+//! Beside them, used by all: [`allocator`] (freed memory kept for the next step), [`error`] (every failure as a value), [`files`] (written whole or not
+//! at all), [`resources`] (what the machine can bear), [`device`] (CPU or GPU, and what libtorch reaches), [`interrupt`] (Ctrl-C), [`kernels`] (C++ kernels libtorch lacks), [`registry`] (the layer kinds' schemas), [`validate`] (the checks every spec field goes through).
 
+pub mod allocator;
 pub mod artifacts;
 pub mod cli;
 pub mod data;
@@ -28,6 +29,7 @@ pub mod error;
 pub mod files;
 pub mod generate;
 pub mod interrupt;
+pub mod kernels;
 pub mod layers;
 pub mod model;
 pub mod registry;

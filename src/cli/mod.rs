@@ -135,6 +135,7 @@ pub enum Command {
 
 /// Parses the arguments, runs the command and turns any error into one line on stderr.
 pub fn main() -> ExitCode {
+    crate::allocator::retain_freed_memory();
     let cli = Cli::parse();
     match execute(cli.command) {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@
 // c10d's C++ API is internal to PyTorch and changes between releases; the check below pins it to
 // the libtorch version this file was written and tested against.
 
+#include "../seam.h"
 #include <torch/version.h>
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -41,29 +42,6 @@ struct Group {
   std::chrono::milliseconds timeout;
 };
 
-// Copies `message` (truncated) into the caller's buffer.
-void report(const char* message, char* error, size_t error_len) {
-  if (error == nullptr || error_len == 0) return;
-  size_t n = std::min(std::strlen(message), error_len - 1);
-  std::memcpy(error, message, n);
-  error[n] = '\0';
-}
-
-// Runs `body`, turning an exception into -1 and its message (c10's without the C++ backtrace).
-template <typename Body>
-int guarded(char* error, size_t error_len, Body body) {
-  try {
-    body();
-    return 0;
-  } catch (const c10::Error& e) {
-    report(e.what_without_backtrace(), error, error_len);
-  } catch (const std::exception& e) {
-    report(e.what(), error, error_len);
-  } catch (...) {
-    report("unknown C++ exception", error, error_len);
-  }
-  return -1;
-}
 
 // Gloo's network device: loopback when the rendezvous is on this machine (no dependence on the
 // hostname resolving), the interface named by GLOO_SOCKET_IFNAME when set (as in PyTorch), else
@@ -100,7 +78,7 @@ void* gptbuild_c10d_group_new(const char* host, uint16_t port, int rank, int wor
                               int store_is_served, const char* prefix, int64_t timeout_ms,
                               int cuda_device, char* error, size_t error_len) {
   Group* made = nullptr;
-  int status = guarded(error, error_len, [&] {
+  int status = gptbuild::guarded(error, error_len, [&] {
     auto timeout = std::chrono::milliseconds(timeout_ms);
     c10d::TCPStoreOptions options;
     options.port = port;
@@ -140,7 +118,7 @@ void* gptbuild_c10d_group_new(const char* host, uint16_t port, int rank, int wor
 
 // Sums `tensor` over the ranks, in place.
 int gptbuild_c10d_all_reduce_sum(void* group, at::Tensor* tensor, char* error, size_t error_len) {
-  return guarded(error, error_len, [&] {
+  return gptbuild::guarded(error, error_len, [&] {
     auto* g = static_cast<Group*>(group);
     std::vector<at::Tensor> tensors{*tensor};
     c10d::AllreduceOptions options;
@@ -153,7 +131,7 @@ int gptbuild_c10d_all_reduce_sum(void* group, at::Tensor* tensor, char* error, s
 // Replaces `tensor` with rank `root`'s, in place.
 int gptbuild_c10d_broadcast(void* group, at::Tensor* tensor, int root, char* error,
                             size_t error_len) {
-  return guarded(error, error_len, [&] {
+  return gptbuild::guarded(error, error_len, [&] {
     auto* g = static_cast<Group*>(group);
     std::vector<at::Tensor> tensors{*tensor};
     c10d::BroadcastOptions options;
@@ -165,7 +143,7 @@ int gptbuild_c10d_broadcast(void* group, at::Tensor* tensor, int root, char* err
 
 // Returns when every rank has called it.
 int gptbuild_c10d_barrier(void* group, char* error, size_t error_len) {
-  return guarded(error, error_len, [&] {
+  return gptbuild::guarded(error, error_len, [&] {
     auto* g = static_cast<Group*>(group);
     c10d::BarrierOptions options;
     options.timeout = g->timeout;

@@ -6,8 +6,14 @@
 //! as `[B, H, T, hs]` lets libtorch's fused `scaled_dot_product_attention` (softmax(q·kᵀ·scale)·v
 //! with the causal mask, without materialising the masked scores when it can) handle all heads in
 //! one call. The two formulations are tested equal in values and gradients.
+//!
+//! With dropout on the weights, libtorch's fused CPU kernel does not apply (it has no dropout), so a
+//! whole causal sequence on the CPU goes to gptbuild's own kernel
+//! ([`crate::kernels::causal_attention`]), whose mask the per-head formulation applies too.
 
 use tch::Tensor;
+
+use crate::kernels::causal_attention as kernel;
 
 /// Keys or values `[B, Hkv, len, hs]` repeated for the `group` query heads that share each of
 /// them: `[B, Hkv·group, len, hs]`, key/value head `g` serving query heads `g·group..(g+1)·group`.
@@ -58,6 +64,11 @@ pub fn attend(
             ),
             false,
         ),
+        // A whole sequence with dropout, on the CPU: our kernel, which has dropout.
+        None if start == 0 && n == len && dropout > 0.0 && kernel::supports(q) => {
+            kernel::causal_attention(q, k, v, scale, dropout, kernel::draw_key())
+                .unwrap_or_else(|error| panic!("{error}"))
+        }
         // A whole sequence: the plain causal mask, which the fused kernel applies itself.
         None if start == 0 && n == len => sdpa(None, true),
         // The newest token sees every cached one.

@@ -19,10 +19,11 @@ use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::SpecError;
+use crate::kernels::causal_attention as kernel;
 use crate::layers::attention::fused;
 use crate::layers::attention::kv_cache::KeyValueCache;
 use crate::layers::attention::qk_norm::{QkNorm, QkNormLayer};
-use crate::layers::attention::scores::{attend, Visibility};
+use crate::layers::attention::scores::{attend, Dropout, Visibility};
 use crate::layers::init::Role;
 use crate::layers::linear::Linear;
 use crate::layers::{
@@ -278,6 +279,16 @@ impl MultiHeadAttention {
         }
         // One head at a time, each with its own slice of queries and its group's keys and values.
         let group = self.n_head / self.n_kv_head;
+        let keep = |p: f64| {
+            let shape = [q.size()[0], self.n_head, n, len];
+            kernel::dropout_keep(kernel::draw_key(), &shape, p)
+                .unwrap_or_else(|error| panic!("{error}"))
+        };
+        let mask = match dropout {
+            0.0 => None,
+            p if q.device() == Device::Cpu => Some((keep(p), p)),
+            _ => None,
+        };
         let heads: Vec<Tensor> = (0..self.n_head)
             .map(|head| {
                 let visibility = Visibility {
@@ -285,14 +296,21 @@ impl MultiHeadAttention {
                     bias: bias.as_ref().map(|bias| bias.get(head)),
                 };
                 let kv_head = head / group;
+                let dropout = match &mask {
+                    Some((keep, p)) => Dropout::Mask {
+                        keep: keep.select(1, head),
+                        p: *p,
+                    },
+                    None if dropout > 0.0 => Dropout::Drawn { p: dropout },
+                    None => Dropout::None,
+                };
                 attend(
                     &q.select(1, head),
                     &k.select(1, kv_head),
                     &v.select(1, kv_head),
                     &visibility,
                     scale,
-                    dropout,
-                    train,
+                    &dropout,
                 )
             })
             .collect();

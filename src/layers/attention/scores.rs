@@ -13,6 +13,15 @@ pub struct Visibility<'a> {
     pub bias: Option<Tensor>,
 }
 
+/// Which attention weights dropout keeps: this head's `[B, n, len]` mask (true = kept), drawn by
+/// the fused kernel's generator so that both formulations drop the same weights; or `Drawn`, a
+/// fresh Bernoulli mask from libtorch (off the CPU, where that kernel does not run).
+pub enum Dropout {
+    Mask { keep: Tensor, p: f64 },
+    Drawn { p: f64 },
+    None,
+}
+
 /// One head's attention: queries `q [B, n, hs]` attend over keys `k` and values `v` `[B, len, hs]`;
 /// row i of the result is the average of the values its query may see, weighted by the softmax of
 /// the scaled query·key scores. `scale` is 1/√hs unless the queries and keys were normalised.
@@ -22,8 +31,7 @@ pub fn attend(
     v: &Tensor,
     visibility: &Visibility,
     scale: f64,
-    dropout: f64,
-    train: bool,
+    dropout: &Dropout,
 ) -> Tensor {
     // Affinities between every pair of tokens, scaled so the softmax does not saturate at init.
     let mut scores = q.matmul(&k.transpose(-2, -1)) * scale;
@@ -34,8 +42,12 @@ pub fn attend(
     let mut weights = scores
         .masked_fill(visibility.future, f64::NEG_INFINITY)
         .softmax(-1, Kind::Float);
-    if dropout > 0.0 {
-        weights = weights.dropout(dropout, train);
+    // Dropout on the weights (Srivastava et al. 2014): each is zeroed with probability p, the
+    // survivors scaled by 1 / (1 - p) so that the expected output is unchanged.
+    match dropout {
+        Dropout::Mask { keep, p } => weights = weights * keep / (1.0 - p),
+        Dropout::Drawn { p } => weights = weights.dropout(*p, true),
+        Dropout::None => {}
     }
     // The weights are fp32 (the softmax accumulates in fp32); the values may be bf16.
     weights.to_kind(v.kind()).matmul(v)

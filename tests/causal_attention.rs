@@ -1,0 +1,201 @@
+//! The CPU kernel for causal attention with dropout (`gptbuild::kernels::causal_attention`) equals
+//! the plain formulation — scores, causal mask, softmax, the same dropout mask, product with the
+//! values — in values and in the gradients of queries, keys and values, in fp32 and bf16; its mask
+//! drops the fraction asked, differs with the key and is the same for the same key.
+
+mod common;
+
+use common::tolerance::{compare, Format, BF16, FP32};
+use gptbuild::kernels::causal_attention::{causal_attention, dropout_keep};
+use tch::{Device, Kind, Tensor};
+
+/// softmax(scale·q·kᵀ, causal), dropped by `keep` and scaled by 1/(1-p), then ·v: the textbook.
+fn reference(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64, keep: &Tensor, p: f64) -> Tensor {
+    let t = q.size()[2];
+    let future = Tensor::ones([t, t], (Kind::Bool, Device::Cpu)).triu(1);
+    let weights = (q.matmul(&k.transpose(-2, -1)) * scale)
+        .masked_fill(&future, f64::NEG_INFINITY)
+        .softmax(-1, Kind::Float);
+    (weights * keep / (1.0 - p)).to_kind(v.kind()).matmul(v)
+}
+
+/// Queries, keys and values `[b, h, t, hs]` of `kind`, from the (locked, seeded) generator.
+fn leaves(shape: [i64; 4], kind: Kind) -> [Tensor; 3] {
+    [0, 1, 2].map(|_| Tensor::randn(shape, (Kind::Float, Device::Cpu)).to_kind(kind))
+}
+
+/// Output and the gradients of q, k, v (fresh leaves of `inputs`) under the upstream gradient
+/// `upstream`.
+fn run(
+    attend: impl Fn(&Tensor, &Tensor, &Tensor) -> Tensor,
+    inputs: &[Tensor; 3],
+    upstream: &Tensor,
+) -> [Tensor; 4] {
+    let [q, k, v] = inputs
+        .each_ref()
+        .map(|x| x.detach().set_requires_grad(true));
+    let (q, k, v) = (&q, &k, &v);
+    let out = attend(q, k, v);
+    // d(Σ out·upstream)/d out = upstream.
+    (out.to_kind(Kind::Float) * upstream)
+        .sum(Kind::Float)
+        .backward();
+    [out.detach(), q.grad(), k.grad(), v.grad()].map(|t| t.to_kind(Kind::Float))
+}
+
+fn format_of(kind: Kind) -> Format {
+    if kind == Kind::BFloat16 {
+        BF16
+    } else {
+        FP32
+    }
+}
+
+#[test]
+fn the_kernel_equals_the_plain_formulation_with_the_same_mask() {
+    let _rng = common::torch_rng();
+    tch::manual_seed(11);
+    let names = ["output", "gradient of q", "gradient of k", "gradient of v"];
+    for kind in [Kind::Float, Kind::BFloat16] {
+        for (shape, p) in [
+            ([2, 3, 17, 8], 0.2),
+            ([1, 2, 64, 16], 0.5),
+            ([2, 2, 40, 32], 0.0),
+            ([1, 1, 2, 4], 0.01),
+        ] {
+            let inputs = leaves(shape, kind);
+            let upstream = Tensor::randn(shape, (Kind::Float, Device::Cpu));
+            let scale = (shape[3] as f64).powf(-0.5);
+            let key = 0x1234_5678_9abc_def0 ^ shape[2] as u64;
+            let keep = dropout_keep(key, &[shape[0], shape[1], shape[2], shape[2]], p).unwrap();
+            let fast = run(
+                |q, k, v| causal_attention(q, k, v, scale, p, key).unwrap(),
+                &inputs,
+                &upstream,
+            );
+            let plain = run(
+                |q, k, v| reference(q, k, v, scale, &keep, p),
+                &inputs,
+                &upstream,
+            );
+            for ((name, fast), plain) in names.iter().zip(&fast).zip(&plain) {
+                // Two products and a softmax forward; the backward pass goes through them again.
+                compare(fast, plain, format_of(kind), 6.0)
+                    .assert(&format!("{kind:?} {shape:?} p {p}: {name}"));
+            }
+        }
+    }
+}
+
+/// The same comparison fails, by far, against another key's mask: the test sees the mask.
+#[test]
+fn another_keys_mask_is_caught() {
+    let _rng = common::torch_rng();
+    tch::manual_seed(12);
+    let shape = [2, 2, 32, 8];
+    let inputs = leaves(shape, Kind::Float);
+    let upstream = Tensor::randn(shape, (Kind::Float, Device::Cpu));
+    let other = dropout_keep(2, &[2, 2, 32, 32], 0.2).unwrap();
+    let fast = run(
+        |q, k, v| causal_attention(q, k, v, 0.35, 0.2, 1).unwrap(),
+        &inputs,
+        &upstream,
+    );
+    let plain = run(
+        |q, k, v| reference(q, k, v, 0.35, &other, 0.2),
+        &inputs,
+        &upstream,
+    );
+    for (fast, plain) in fast.iter().zip(&plain) {
+        let comparison = compare(fast, plain, FP32, 6.0);
+        assert!(
+            comparison.difference > 1000.0 * comparison.bound,
+            "another mask should be caught by a wide margin: {comparison:?}"
+        );
+    }
+}
+
+/// Without dropout the kernel is plain causal attention: libtorch's own fused kernel agrees.
+#[test]
+fn without_dropout_the_kernel_equals_libtorchs_attention() {
+    let _rng = common::torch_rng();
+    tch::manual_seed(13);
+    let [q, k, v] = leaves([2, 4, 50, 16], Kind::Float);
+    let ours = causal_attention(&q, &k, &v, 0.25, 0.0, 99).unwrap();
+    let libtorch = Tensor::scaled_dot_product_attention(
+        &q,
+        &k,
+        &v,
+        None::<Tensor>,
+        0.0,
+        true,
+        Some(0.25),
+        false,
+    );
+    compare(&ours, &libtorch, FP32, 3.0).assert("p = 0 against scaled_dot_product_attention");
+}
+
+#[test]
+fn the_mask_drops_the_fraction_asked_and_depends_on_the_key_alone() {
+    for p in [0.1, 0.2, 0.5] {
+        let keep = dropout_keep(7, &[64, 4096], p).unwrap();
+        let n = keep.numel() as f64;
+        let kept = keep.to_kind(Kind::Float).sum(Kind::Float).double_value(&[]) / n;
+        // Five standard deviations of a binomial fraction.
+        let sigma = (p * (1.0 - p) / n).sqrt();
+        assert!(
+            (kept - (1.0 - p)).abs() < 5.0 * sigma,
+            "p {p}: kept {kept}, expected {} ± {}",
+            1.0 - p,
+            5.0 * sigma
+        );
+        // No row or column pattern: every row and every column keeps about 1 - p.
+        for (dim, count) in [(1, 4096.0), (0, 64.0)] {
+            let fractions = keep.to_kind(Kind::Float).mean_dim(dim, false, Kind::Float);
+            let sigma = (p * (1.0 - p) / count).sqrt();
+            let worst = (fractions - (1.0 - p)).abs().max().double_value(&[]);
+            assert!(
+                worst < 6.0 * sigma,
+                "p {p}: a row or column keeps {worst} off"
+            );
+        }
+    }
+    let a = dropout_keep(7, &[8, 256], 0.2).unwrap();
+    assert!(
+        a.equal(&dropout_keep(7, &[8, 256], 0.2).unwrap()),
+        "same key, same mask"
+    );
+    assert!(
+        !a.equal(&dropout_keep(8, &[8, 256], 0.2).unwrap()),
+        "another key, another mask"
+    );
+    // p = 0 keeps everything.
+    let all = dropout_keep(7, &[8, 256], 0.0).unwrap();
+    assert!(all.all().int64_value(&[]) == 1);
+}
+
+#[test]
+fn inputs_the_kernel_cannot_take_are_errors_not_crashes() {
+    let q = Tensor::zeros([1, 1, 4, 2], (Kind::Float, Device::Cpu));
+    let double = q.to_kind(Kind::Double);
+    let three = Tensor::zeros([1, 4, 2], (Kind::Float, Device::Cpu));
+    for (what, result) in [
+        (
+            "fp64",
+            causal_attention(&double, &double, &double, 1.0, 0.1, 1),
+        ),
+        (
+            "3 dimensions",
+            causal_attention(&three, &three, &three, 1.0, 0.1, 1),
+        ),
+        ("p = 1", causal_attention(&q, &q, &q, 1.0, 1.0, 1)),
+        (
+            "mixed dtypes",
+            causal_attention(&q, &double, &q, 1.0, 0.1, 1),
+        ),
+    ] {
+        let error = result.expect_err(what).to_string();
+        assert!(error.starts_with("causal attention: "), "{what}: {error}");
+    }
+    assert!(dropout_keep(1, &[2, 2], 1.5).is_err());
+}
