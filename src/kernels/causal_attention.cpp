@@ -14,15 +14,16 @@
 //
 // The dropout mask is never drawn from a generator nor stored: `keep` is a hash of (key, row,
 // column) -- a counter-based generator -- so the backward pass recomputes it, a checkpoint needs
-// nothing of it, and a test can ask for the very mask a call used (gptbuild_dropout_keep).
-// The key comes from the caller (src/kernels/causal_attention.rs draws it from libtorch's
-// generator, which the trainer seeds per iteration).
+// nothing of it, and a test can ask for the very mask a call used (gptbuild_dropout_keep, in
+// dropout.cpp; the hash is counter_mask.h). The key comes from the caller (src/kernels/ draws it
+// from libtorch's generator, which the trainer seeds per iteration).
 //
 // Every entry point turns a C++ exception into a return code and a message.
 
 #include "../seam.h"
+#include "counter_mask.h"
+
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
@@ -33,119 +34,30 @@
 #include <limits>
 #include <vector>
 
-// Inlined into each instruction-set clone below, so that each vectorises for its own ISA.
-#define ALWAYS_INLINE __attribute__((always_inline)) inline
-// The row passes are compiled for AVX-512, AVX2 and plain x86-64, the best chosen when the
-// library loads (GCC's function multi-versioning); the build targets any x86-64.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CLONES
-#endif
-
 namespace {
 
+using namespace gptbuild::kernels;
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
-
-// ---- the dropout mask: a counter-based hash --------------------------------------------------
-
-// SplitMix64's finaliser: a bijection of 64 bits whose outputs look independent.
-ALWAYS_INLINE uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  x ^= x >> 31;
-  return x;
-}
-
-// MurmurHash3's 32-bit finaliser (a bijection); vectorises, unlike 64-bit multiplies on AVX2.
-ALWAYS_INLINE uint32_t mix32(uint32_t h) {
-  h ^= h >> 16;
-  h *= 0x85ebca6bU;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35U;
-  h ^= h >> 16;
-  return h;
-}
-
-// Each row's own 64 random bits, from the call's key and the row's index.
-ALWAYS_INLINE uint64_t row_bits(uint64_t key, uint64_t row) {
-  return mix64(key + 0x9e3779b97f4a7c15ULL * (row + 1));
-}
-
-// Whether column `col` of a row survives: the hash, uniform on 32 bits, is at least the
-// threshold p * 2^32. Distinct columns of a row give distinct hashes (mix32 is a bijection).
-ALWAYS_INLINE bool keeps(uint64_t row, uint32_t col, uint32_t threshold) {
-  uint32_t h = mix32((col * 0x9e3779b9U) ^ static_cast<uint32_t>(row)) ^
-               static_cast<uint32_t>(row >> 32);
-  return mix32(h) >= threshold;
-}
-
-// p in [0, 1) as a threshold on 32 random bits.
-uint32_t threshold_of(double p) {
-  double t = std::round(p * 4294967296.0);
-  return t >= 4294967295.0 ? 0xffffffffU : static_cast<uint32_t>(t);
-}
-
-// ---- fp32 helpers that vectorise ---------------------------------------------------------------
-
-ALWAYS_INLINE float bits_to_float(uint32_t u) { return __builtin_bit_cast(float, u); }
-
-ALWAYS_INLINE uint32_t float_to_bits(float f) { return __builtin_bit_cast(uint32_t, f); }
-
-// e^x for x <= 0 (softmax after subtracting the row's maximum): x = n ln2 + r with |r| <= ln2/2,
-// e^r by its degree-6 Taylor-like minimax polynomial (Cephes' expf coefficients, max relative
-// error about 2 ulp), times 2^n built in the exponent bits. Below -87 the result is 0 (e^-87 is
-// 1.6e-38, the edge of fp32's normal range; in a softmax it is nothing next to the maximum's 1).
-ALWAYS_INLINE float exp_nonpositive(float x) {
-  const bool vanishes = x < -87.0f;
-  x = std::max(x, -87.0f);
-  // Round x / ln2 to the nearest integer by the 1.5 * 2^23 trick (no SSE4.1 round needed).
-  const float shifter = 12582912.0f;
-  float n = (x * 1.44269504088896341f + shifter) - shifter;
-  float r = x - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t exponent = static_cast<int32_t>(n) + 127;
-  float scale = bits_to_float(static_cast<uint32_t>(exponent) << 23);
-  return vanishes ? 0.0f : p * scale;
-}
-
-// bf16 (as its raw 16 bits) <-> fp32, rounding to nearest even; the values here are finite.
-using bf16_bits = uint16_t;
-ALWAYS_INLINE float load(const float* x, int64_t j) { return x[j]; }
-ALWAYS_INLINE float load(const bf16_bits* x, int64_t j) {
-  return bits_to_float(static_cast<uint32_t>(x[j]) << 16);
-}
-ALWAYS_INLINE void store(float* x, int64_t j, float value) { x[j] = value; }
-ALWAYS_INLINE void store(bf16_bits* x, int64_t j, float value) {
-  uint32_t u = float_to_bits(value);
-  u += 0x7fffU + ((u >> 16) & 1U);
-  x[j] = static_cast<bf16_bits>(u >> 16);
-}
 
 // ---- the two row passes --------------------------------------------------------------------------
 
 // One row of the forward pass: `scores` (length `cols`, of which the first `visible` are not in
 // the future) to fp32 weights `probs` and dropped weights `dropped`.
 template <typename T>
-ALWAYS_INLINE void forward_row(const T* scores, float* probs, T* dropped, int64_t cols, int64_t visible,
+ALWAYS_INLINE void forward_row(const T* __restrict__ scores, float* __restrict__ probs,
+                               T* __restrict__ dropped, int64_t cols, int64_t visible,
                  float scale, uint64_t row, uint32_t threshold, float keep_scale) {
   float maximum = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : maximum)
   for (int64_t j = 0; j < visible; ++j) maximum = std::max(maximum, load(scores, j) * scale);
+  // The exponentials read fp32 whatever the scores' dtype (a loop over one type vectorises).
+#pragma omp simd
+  for (int64_t j = 0; j < visible; ++j) probs[j] = load(scores, j) * scale - maximum;
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
   for (int64_t j = 0; j < visible; ++j) {
-    float e = exp_nonpositive(load(scores, j) * scale - maximum);
+    float e = exp_nonpositive(probs[j]);
     probs[j] = e;
     sum += e;
   }
@@ -154,8 +66,7 @@ ALWAYS_INLINE void forward_row(const T* scores, float* probs, T* dropped, int64_
   for (int64_t j = 0; j < visible; ++j) {
     float weight = probs[j] * inverse;
     probs[j] = weight;
-    float kept = keeps(row, static_cast<uint32_t>(j), threshold) ? weight * keep_scale : 0.0f;
-    store(dropped, j, kept);
+    store(dropped, j, masked(weight * keep_scale, kept(row, static_cast<uint32_t>(j), threshold)));
   }
   for (int64_t j = visible; j < cols; ++j) {
     probs[j] = 0.0f;
@@ -167,21 +78,20 @@ ALWAYS_INLINE void forward_row(const T* scores, float* probs, T* dropped, int64_
 // (`grad`, overwritten with the gradient of the scores), and the dropped weights again into
 // `dropped` for the values' gradient.
 template <typename T>
-ALWAYS_INLINE void backward_row(const float* probs, T* grad, T* dropped, int64_t cols, int64_t visible,
+ALWAYS_INLINE void backward_row(const float* __restrict__ probs, T* __restrict__ grad,
+                                T* __restrict__ dropped, int64_t cols, int64_t visible,
                   float scale, uint64_t row, uint32_t threshold, float keep_scale) {
   float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
   for (int64_t j = 0; j < visible; ++j) {
-    bool kept = keeps(row, static_cast<uint32_t>(j), threshold);
-    float grad_weight = kept ? load(grad, j) * keep_scale : 0.0f;
-    dot += probs[j] * grad_weight;
+    uint32_t mask = kept(row, static_cast<uint32_t>(j), threshold);
+    dot += probs[j] * masked(load(grad, j) * keep_scale, mask);
   }
 #pragma omp simd
   for (int64_t j = 0; j < visible; ++j) {
-    bool kept = keeps(row, static_cast<uint32_t>(j), threshold);
-    float grad_weight = kept ? load(grad, j) * keep_scale : 0.0f;
-    store(grad, j, probs[j] * (grad_weight - dot) * scale);
-    store(dropped, j, kept ? probs[j] * keep_scale : 0.0f);
+    uint32_t mask = kept(row, static_cast<uint32_t>(j), threshold);
+    store(grad, j, probs[j] * (masked(load(grad, j) * keep_scale, mask) - dot) * scale);
+    store(dropped, j, masked(probs[j] * keep_scale, mask));
   }
   for (int64_t j = visible; j < cols; ++j) {
     store(grad, j, 0.0f);
@@ -231,17 +141,6 @@ CLONES void backward_rows_bf16(const float* w, bf16_bits* g, bf16_bits* d, int64
                                int64_t end, int64_t cols, float scale, uint64_t key,
                                uint32_t threshold, float keep_scale) {
   backward_rows(w, g, d, begin, end, cols, scale, key, threshold, keep_scale);
-}
-
-// A bf16 tensor's data as raw bits (c10::BFloat16 is one uint16_t).
-const bf16_bits* bits(const c10::BFloat16* x) { return reinterpret_cast<const bf16_bits*>(x); }
-bf16_bits* bits(c10::BFloat16* x) { return reinterpret_cast<bf16_bits*>(x); }
-
-// Runs `body(begin, end)` over the rows in parallel chunks of about 32k elements.
-template <typename Body>
-void in_parallel(int64_t rows, int64_t cols, Body body) {
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(cols, 1));
-  at::parallel_for(0, rows, grain, body);
 }
 
 struct CausalAttention : public torch::autograd::Function<CausalAttention> {
@@ -335,27 +234,6 @@ int gptbuild_causal_attention(const at::Tensor* q, const at::Tensor* k, const at
     at::Tensor result =
         CausalAttention::apply(*q, *k, *v, scale, p, static_cast<int64_t>(key));
     *out = new at::Tensor(std::move(result));
-  });
-}
-
-// The mask a call with this key and p used, [rows, cols] of bool (true = kept): row r of the
-// [B, H, T, T] weights is r = (b * H + h) * T + i.
-int gptbuild_dropout_keep(uint64_t key, int64_t rows, int64_t cols, double p, at::Tensor** out,
-                          char* error, size_t error_len) {
-  return gptbuild::guarded(error, error_len, [&] {
-    TORCH_CHECK(rows >= 0 && cols >= 0, "dropout mask: negative size");
-    TORCH_CHECK(p >= 0.0 && p < 1.0, "dropout mask: p must be in [0, 1)");
-    at::Tensor mask = at::empty({rows, cols}, at::TensorOptions().dtype(at::kBool));
-    bool* m = mask.mutable_data_ptr<bool>();
-    const uint32_t threshold = threshold_of(p);
-    at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const uint64_t row = row_bits(key, static_cast<uint64_t>(r));
-        for (int64_t j = 0; j < cols; ++j)
-          m[r * cols + j] = keeps(row, static_cast<uint32_t>(j), threshold);
-      }
-    });
-    *out = new at::Tensor(std::move(mask));
   });
 }
 

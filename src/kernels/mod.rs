@@ -4,10 +4,17 @@
 //!
 //! - [`causal_attention`]: causal self-attention with dropout on the attention weights, for the
 //!   CPU, whose mask is a hash of (key, row, column) rather than a stored draw.
+//! - [`dropout`]: dropout with that same mask, for the CPU; the key's source; the mask itself.
+//!
+//! `counter_mask.h` holds the mask's hash and the vectorisable helpers both share.
 
 pub mod causal_attention;
+pub mod dropout;
 
 use std::ffi::c_char;
+
+use tch::Tensor;
+use torch_sys::C_tensor;
 
 /// Room for a C++ exception's message.
 const ERROR_BYTES: usize = 1024;
@@ -20,15 +27,17 @@ pub struct KernelError {
     pub message: String,
 }
 
-/// Calls `body` with an error buffer; a nonzero status becomes a [`KernelError`] with the message
-/// the C++ side wrote.
-fn guarded(
+/// Calls a C++ entry point that hands back a new tensor: `body` gets the place for it and an error
+/// buffer; a nonzero status becomes a [`KernelError`] with the message the C++ side wrote.
+fn new_tensor(
     kernel: &'static str,
-    body: impl FnOnce(*mut c_char, usize) -> std::ffi::c_int,
-) -> Result<(), KernelError> {
+    body: impl FnOnce(*mut *mut C_tensor, *mut c_char, usize) -> std::ffi::c_int,
+) -> Result<Tensor, KernelError> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
     let mut error = [0 as c_char; ERROR_BYTES];
-    match body(error.as_mut_ptr(), error.len()) {
-        0 => Ok(()),
+    match body(&mut out, error.as_mut_ptr(), error.len()) {
+        // SAFETY: on success the entry point stored a new at::Tensor in `out`, which we now own.
+        0 if !out.is_null() => Ok(unsafe { Tensor::from_ptr(out) }),
         _ => {
             let bytes: Vec<u8> = error
                 .iter()

@@ -13,6 +13,7 @@
 //! | [`attention`]`/` [`kv_cache`](attention::kv_cache) | generation without recomputing the past: cached keys and values |
 //! | [`feed_forward`]`/` [`none`](feed_forward::none), [`linear`](feed_forward::linear), [`mlp`](feed_forward::mlp), [`swiglu`](feed_forward::swiglu) | tokens think on their own |
 //! | [`norm`]`/` [`layer_norm`](norm::layer_norm), [`rms_norm`](norm::rms_norm) | keep activations well scaled |
+//! | [`dropout`] | zeroing activations at random while training, against overfitting |
 //! | [`block`] | communication + computation, with optional residuals and norms |
 //!
 //! Each *kind* a spec can name (`position: {kind: learned}`, `feed_forward: {kind: mlp}`, …) is a
@@ -36,6 +37,7 @@ pub use crate::validate::{require_eps, require_size, MAX_SIZE};
 
 pub mod attention;
 pub mod block;
+pub mod dropout;
 pub mod feed_forward;
 pub mod init;
 pub mod linear;

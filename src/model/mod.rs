@@ -126,7 +126,7 @@ impl Gpt {
             None => tokens,
         };
         if self.embedding_dropout > 0.0 {
-            x.dropout(self.embedding_dropout, train)
+            crate::layers::dropout::dropout(&x, self.embedding_dropout, train)
         } else {
             x
         }

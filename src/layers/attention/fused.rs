@@ -13,7 +13,7 @@
 
 use tch::Tensor;
 
-use crate::kernels::causal_attention as kernel;
+use crate::kernels::{causal_attention as kernel, dropout::draw_key};
 
 /// Keys or values `[B, Hkv, len, hs]` repeated for the `group` query heads that share each of
 /// them: `[B, Hkv·group, len, hs]`, key/value head `g` serving query heads `g·group..(g+1)·group`.
@@ -66,7 +66,7 @@ pub fn attend(
         ),
         // A whole sequence with dropout, on the CPU: our kernel, which has dropout.
         None if start == 0 && n == len && dropout > 0.0 && kernel::supports(q) => {
-            kernel::causal_attention(q, k, v, scale, dropout, kernel::draw_key())
+            kernel::causal_attention(q, k, v, scale, dropout, draw_key())
                 .unwrap_or_else(|error| panic!("{error}"))
         }
         // A whole sequence: the plain causal mask, which the fused kernel applies itself.

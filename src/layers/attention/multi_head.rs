@@ -19,11 +19,12 @@ use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::SpecError;
-use crate::kernels::causal_attention as kernel;
+use crate::kernels::dropout as kernel;
 use crate::layers::attention::fused;
 use crate::layers::attention::kv_cache::KeyValueCache;
 use crate::layers::attention::qk_norm::{QkNorm, QkNormLayer};
 use crate::layers::attention::scores::{attend, Dropout, Visibility};
+use crate::layers::dropout::dropout;
 use crate::layers::init::Role;
 use crate::layers::linear::Linear;
 use crate::layers::{
@@ -330,9 +331,11 @@ impl MultiHeadAttention {
     fn combine(&self, heads: &Tensor, train: bool) -> Tensor {
         let concatenated = fused::merge_heads(heads);
         match &self.projection {
-            Some(projection) if self.residual_dropout > 0.0 => projection
-                .forward(&concatenated)
-                .dropout(self.residual_dropout, train),
+            Some(projection) if self.residual_dropout > 0.0 => dropout(
+                &projection.forward(&concatenated),
+                self.residual_dropout,
+                train,
+            ),
             Some(projection) => projection.forward(&concatenated),
             None => concatenated.to_kind(Kind::Float),
         }

@@ -128,7 +128,7 @@ impl ModuleT for Mlp {
             .contract
             .forward(&self.activation.apply(&self.expand.forward_compute(x)));
         if self.dropout > 0.0 {
-            out.dropout(self.dropout, train)
+            crate::layers::dropout::dropout(&out, self.dropout, train)
         } else {
             out
         }

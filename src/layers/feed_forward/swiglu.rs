@@ -94,7 +94,7 @@ impl ModuleT for SwiGlu {
         let hidden = self.gate.forward_compute(x).silu() * self.up.forward_compute(x);
         let out = self.down.forward(&hidden);
         if self.dropout > 0.0 {
-            out.dropout(self.dropout, train)
+            crate::layers::dropout::dropout(&out, self.dropout, train)
         } else {
             out
         }

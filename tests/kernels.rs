@@ -1,12 +1,14 @@
-//! The CPU kernel for causal attention with dropout (`gptbuild::kernels::causal_attention`) equals
-//! the plain formulation — scores, causal mask, softmax, the same dropout mask, product with the
-//! values — in values and in the gradients of queries, keys and values, in fp32 and bf16; its mask
-//! drops the fraction asked, differs with the key and is the same for the same key.
+//! gptbuild's CPU kernels equal the plain formulations with the same mask: causal attention with
+//! dropout (`kernels::causal_attention`) against scores, causal mask, softmax, the mask and the
+//! product with the values, in values and in the gradients of queries, keys and values; dropout
+//! (`kernels::dropout`) against a multiplication by the mask; fp32 and bf16. The mask drops the
+//! fraction asked, differs with the key and is the same for the same key.
 
 mod common;
 
 use common::tolerance::{compare, Format, BF16, FP32};
-use gptbuild::kernels::causal_attention::{causal_attention, dropout_keep};
+use gptbuild::kernels::causal_attention::causal_attention;
+use gptbuild::kernels::dropout::{dropout, dropout_keep};
 use tch::{Device, Kind, Tensor};
 
 /// softmax(scale·q·kᵀ, causal), dropped by `keep` and scaled by 1/(1-p), then ·v: the textbook.
@@ -198,4 +200,44 @@ fn inputs_the_kernel_cannot_take_are_errors_not_crashes() {
         assert!(error.starts_with("causal attention: "), "{what}: {error}");
     }
     assert!(dropout_keep(1, &[2, 2], 1.5).is_err());
+}
+
+/// Dropout equals the input times the mask over 1 - p, and so does its gradient, for the shapes the
+/// model drops (`[B, T, C]` activations) and odd ones.
+#[test]
+fn dropout_equals_a_multiplication_by_the_mask() {
+    let _rng = common::torch_rng();
+    tch::manual_seed(14);
+    for kind in [Kind::Float, Kind::BFloat16] {
+        for (shape, p) in [(vec![4, 16, 48], 0.2), (vec![3, 5], 0.5), (vec![7], 0.1)] {
+            let x = Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu)).to_kind(kind);
+            let upstream = Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu));
+            let keep = dropout_keep(21, &shape, p).unwrap();
+            let through = |drop: &dyn Fn(&Tensor) -> Tensor| {
+                let leaf = x.detach().set_requires_grad(true);
+                let out = drop(&leaf);
+                (out.to_kind(Kind::Float) * &upstream)
+                    .sum(Kind::Float)
+                    .backward();
+                [out.detach(), leaf.grad()].map(|t| t.to_kind(Kind::Float))
+            };
+            let fast = through(&|x| dropout(x, p, 21).unwrap());
+            let plain = through(&|x| (x * &keep / (1.0 - p)).to_kind(kind));
+            for (name, (fast, plain)) in ["output", "gradient"].iter().zip(fast.iter().zip(&plain))
+            {
+                compare(fast, plain, format_of(kind), 1.0)
+                    .assert(&format!("dropout {kind:?} {shape:?} p {p}: {name}"));
+            }
+            // Another key drops other elements: the comparison sees the mask.
+            let other = through(&|x| dropout(x, p, 22).unwrap());
+            let comparison = compare(&other[0], &plain[0], format_of(kind), 1.0);
+            assert!(
+                comparison.difference > 10.0 * comparison.bound,
+                "another key's mask should be caught: {comparison:?}"
+            );
+        }
+    }
+    let double = Tensor::zeros([2, 2], (Kind::Double, Device::Cpu));
+    let error = dropout(&double, 0.1, 1).expect_err("fp64").to_string();
+    assert!(error.starts_with("dropout: "), "{error}");
 }
