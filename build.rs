@@ -101,6 +101,7 @@ fn compile_c10d_seam(lib: &Path, cuda: bool) {
 
 /// The kernels' C++ files.
 const KERNELS: &[&str] = &[
+    "src/kernels/adamw.cpp",
     "src/kernels/causal_attention.cpp",
     "src/kernels/dropout.cpp",
 ];

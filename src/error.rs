@@ -120,6 +120,10 @@ pub enum Error {
 
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+
+    /// One of gptbuild's own kernels ([`crate::kernels`]) refused its inputs or failed.
+    #[error("kernel {0}")]
+    Kernel(#[from] crate::kernels::KernelError),
 }
 
 impl Error {

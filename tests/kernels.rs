@@ -2,11 +2,13 @@
 //! dropout (`kernels::causal_attention`) against scores, causal mask, softmax, the mask and the
 //! product with the values, in values and in the gradients of queries, keys and values; dropout
 //! (`kernels::dropout`) against a multiplication by the mask; fp32 and bf16. The mask drops the
-//! fraction asked, differs with the key and is the same for the same key.
+//! fraction asked, differs with the key and is the same for the same key. AdamW's one-pass step
+//! (`kernels::adamw`) against its formula in fp64.
 
 mod common;
 
 use common::tolerance::{compare, Format, BF16, FP32};
+use gptbuild::kernels::adamw::{self, Buffers, StepScalars};
 use gptbuild::kernels::causal_attention::causal_attention;
 use gptbuild::kernels::dropout::{dropout, dropout_keep};
 use tch::{Device, Kind, Tensor};
@@ -240,4 +242,99 @@ fn dropout_equals_a_multiplication_by_the_mask() {
     let double = Tensor::zeros([2, 2], (Kind::Double, Device::Cpu));
     let error = dropout(&double, 0.1, 1).expect_err("fp64").to_string();
     assert!(error.starts_with("dropout: "), "{error}");
+}
+
+/// One AdamW step of the kernel equals its formula computed in fp64 from the same fp32 inputs,
+/// with and without the decay mask and the gradient's scale, over more values than one thread's
+/// share (the split between threads is seen) and a length no vector width divides.
+#[test]
+fn adamw_step_equals_its_formula() {
+    let _rng = common::torch_rng();
+    tch::manual_seed(3);
+    let n = 70_001;
+    let cpu = (Kind::Float, Device::Cpu);
+    let s = StepScalars {
+        lr_decay: 1e-3 * 0.1,
+        avg_weight: 0.1,
+        sq_weight: 0.01,
+        denom_scale: -1.0 / (1e-3 / 0.19 * 0.0199f64.sqrt()),
+        denom_offset: -1e-8 / (1e-3 / 0.19),
+    };
+    for (masked, scaled) in [(false, false), (true, true), (true, false)] {
+        let params = Tensor::randn([n], cpu);
+        let grad = Tensor::randn([n], cpu) * 0.5;
+        let exp_avg = Tensor::randn([n], cpu) * 0.1;
+        let exp_avg_sq = Tensor::rand([n], cpu) * 0.01;
+        let mask = Tensor::randint(2, [n], cpu);
+        let scale = Tensor::from(0.25f32);
+        let [mut p, mut m, mut v] = [&params, &exp_avg, &exp_avg_sq].map(Tensor::copy);
+        let buffers = Buffers {
+            params: &mut p,
+            exp_avg: &mut m,
+            exp_avg_sq: &mut v,
+            decay_mask: masked.then_some(&mask),
+        };
+        adamw::step(buffers, &grad, scaled.then_some(&scale), s).expect("a valid step");
+
+        let f64s = |t: &Tensor| t.to_kind(Kind::Double);
+        let g = f64s(&grad) * if scaled { 0.25 } else { 1.0 };
+        let decay = if masked {
+            f64s(&mask)
+        } else {
+            Tensor::ones([n], (Kind::Double, Device::Cpu))
+        };
+        let p0 = f64s(&params);
+        let decayed = &p0 - &p0 * decay * s.lr_decay;
+        let m_expected = f64s(&exp_avg) + (&g - f64s(&exp_avg)) * s.avg_weight;
+        let v_expected = f64s(&exp_avg_sq) + (&g * &g - f64s(&exp_avg_sq)) * s.sq_weight;
+        let p_expected =
+            decayed + &m_expected / (v_expected.sqrt() * s.denom_scale + s.denom_offset);
+        for (name, got, expected) in [
+            ("params", &p, &p_expected),
+            ("exp_avg", &m, &m_expected),
+            ("exp_avg_sq", &v, &v_expected),
+        ] {
+            // fp32 arithmetic of a few operations on values of this magnitude: a few units of
+            // rounding of the largest value; an update off by 1% of a step (~1e-3 · 1%) is ~1e-5.
+            let diff = (f64s(got) - expected).abs().max().double_value(&[]);
+            let bound = 8.0 * f64::from(f32::EPSILON) * expected.abs().max().double_value(&[]);
+            assert!(
+                diff <= bound,
+                "{name} (mask {masked}, scale {scaled}): off by {diff:.3e}, bound {bound:.3e}"
+            );
+        }
+        assert!(
+            (&p - &params).abs().max().double_value(&[]) > 1e-4,
+            "the step moved nothing"
+        );
+    }
+}
+
+#[test]
+fn adamw_refuses_buffers_it_cannot_take() {
+    let cpu = (Kind::Float, Device::Cpu);
+    let s = StepScalars {
+        lr_decay: 0.0,
+        avg_weight: 0.1,
+        sq_weight: 0.01,
+        denom_scale: -1.0,
+        denom_offset: -1e-8,
+    };
+    let short = Tensor::zeros([3], cpu);
+    let double = Tensor::zeros([4], (Kind::Double, Device::Cpu));
+    let strided = Tensor::zeros([8], cpu).slice(0, 0, 8, 2);
+    for (what, grad) in [("short", &short), ("fp64", &double), ("strided", &strided)] {
+        let [mut p, mut m, mut v] = [0; 3].map(|_| Tensor::zeros([4], cpu));
+        let buffers = Buffers {
+            params: &mut p,
+            exp_avg: &mut m,
+            exp_avg_sq: &mut v,
+            decay_mask: None,
+        };
+        assert!(!adamw::supports(&buffers, grad), "{what}");
+        let error = adamw::step(buffers, grad, None, s)
+            .expect_err(what)
+            .to_string();
+        assert!(error.starts_with("adamw: "), "{what}: {error}");
+    }
 }

@@ -3,8 +3,8 @@
 // compiled by build.rs (the `cc` crate) against the headers of the very libtorch tch links.
 //
 // What it offers: a process group over a TCPStore rendezvous (Gloo for CPU tensors; NCCL for CUDA
-// tensors when libtorch has CUDA), and the three collectives data-parallel training needs:
-// all-reduce (sum), broadcast, barrier. Every call is blocking, and every C++ exception becomes a
+// tensors when libtorch has CUDA), and the two collectives data-parallel training needs:
+// all-reduce (sum) and broadcast. Every call is blocking, and every C++ exception becomes a
 // return code and a message, so that nothing unwinds into Rust.
 //
 // c10d's C++ API is internal to PyTorch and changes between releases; the check below pins it to
@@ -138,16 +138,6 @@ int gptbuild_c10d_broadcast(void* group, at::Tensor* tensor, int root, char* err
     options.rootRank = root;
     options.timeout = g->timeout;
     g->backend->broadcast(tensors, options)->wait(g->timeout);
-  });
-}
-
-// Returns when every rank has called it.
-int gptbuild_c10d_barrier(void* group, char* error, size_t error_len) {
-  return gptbuild::guarded(error, error_len, [&] {
-    auto* g = static_cast<Group*>(group);
-    c10d::BarrierOptions options;
-    options.timeout = g->timeout;
-    g->backend->barrier(options)->wait(g->timeout);
   });
 }
 

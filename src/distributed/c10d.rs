@@ -42,7 +42,6 @@ extern "C" {
         error: *mut c_char,
         error_len: usize,
     ) -> c_int;
-    fn gptbuild_c10d_barrier(group: *mut c_void, error: *mut c_char, error_len: usize) -> c_int;
     fn gptbuild_c10d_group_free(group: *mut c_void);
 }
 
@@ -163,14 +162,6 @@ impl ProcessGroup {
             // SAFETY: as in all_reduce_sum.
             unsafe { gptbuild_c10d_broadcast(group, tensor, root, error, len) }
         })
-    }
-
-    /// Returns when every rank has reached it.
-    pub fn barrier(&mut self) -> Result<()> {
-        let mut error = [0 as c_char; ERROR_BYTES];
-        // SAFETY: `group` is live; `error` is a writable buffer of the given length.
-        let status = unsafe { gptbuild_c10d_barrier(self.group, error.as_mut_ptr(), error.len()) };
-        self.check("barrier", status, &error)
     }
 
     fn call(

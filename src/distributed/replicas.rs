@@ -45,23 +45,39 @@ impl Replicas for C10dReplicas {
         self.group.world_size()
     }
 
-    /// One all-reduce of the gradient with the requests appended (two more numbers), divided by
-    /// the world size afterwards (Gloo has no mean).
-    fn average_gradient(&mut self, flat_gradient: Tensor, requests: Requests) -> Result<Averaged> {
+    /// The requests' two numbers.
+    fn room_after_gradient(&self) -> usize {
+        Requests::LEN
+    }
+
+    /// One all-reduce of the gradient with the requests in the room after it, divided by the
+    /// world size afterwards (Gloo has no mean).
+    fn average_gradient(&mut self, mut buffer: Tensor, requests: Requests) -> Result<Averaged> {
         let values = requests.to_values();
-        let flags = Tensor::from_slice(&values).to_device(flat_gradient.device());
-        let flags = flags.to_kind(flat_gradient.kind());
-        let mut buffer = Tensor::cat(&[flat_gradient, flags], 0);
+        let room = values.len() as i64;
+        let length = buffer.size().first().copied().unwrap_or(0) - room;
+        if buffer.dim() != 1 || length < 0 {
+            return Err(Error::Distributed {
+                rank: self.rank(),
+                message: format!(
+                    "a flat gradient with room for {room} values is one-dimensional and at least \
+                     that long, not of shape {:?}",
+                    buffer.size()
+                ),
+            });
+        }
+        let flags = Tensor::from_slice(&values)
+            .to_kind(buffer.kind())
+            .to_device(buffer.device());
+        buffer.narrow(0, length, room).copy_(&flags);
         self.group.all_reduce_sum(&mut buffer)?;
-        let n = buffer.size()[0];
-        let flags = n - values.len() as i64;
         let sums = Vec::<f32>::try_from(
             buffer
-                .narrow(0, flags, values.len() as i64)
+                .narrow(0, length, room)
                 .to_kind(Kind::Float)
                 .to_device(Device::Cpu),
         )?;
-        let mut gradient = buffer.narrow(0, 0, flags);
+        let mut gradient = buffer.narrow(0, 0, length);
         let _ = gradient.g_div_scalar_(self.world_size() as f64);
         Ok(Averaged {
             gradient,

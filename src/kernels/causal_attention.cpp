@@ -29,10 +29,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
-#include <exception>
 #include <limits>
-#include <vector>
 
 namespace {
 

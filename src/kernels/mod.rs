@@ -5,9 +5,11 @@
 //! - [`causal_attention`]: causal self-attention with dropout on the attention weights, for the
 //!   CPU, whose mask is a hash of (key, row, column) rather than a stored draw.
 //! - [`dropout`]: dropout with that same mask, for the CPU; the key's source; the mask itself.
+//! - [`adamw`]: AdamW's step in one pass over the optimizer's flat buffers, for the CPU.
 //!
 //! `counter_mask.h` holds the mask's hash and the vectorisable helpers both share.
 
+pub mod adamw;
 pub mod causal_attention;
 pub mod dropout;
 
@@ -34,10 +36,26 @@ fn new_tensor(
     body: impl FnOnce(*mut *mut C_tensor, *mut c_char, usize) -> std::ffi::c_int,
 ) -> Result<Tensor, KernelError> {
     let mut out: *mut C_tensor = std::ptr::null_mut();
+    status(kernel, |error, len| body(&mut out, error, len))?;
+    if out.is_null() {
+        return Err(KernelError {
+            kernel,
+            message: "returned no tensor".into(),
+        });
+    }
+    // SAFETY: on success the entry point stored a new at::Tensor in `out`, which we now own.
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
+/// Calls a C++ entry point that reports only a status: `body` gets an error buffer; a nonzero
+/// status becomes a [`KernelError`] with the message the C++ side wrote.
+fn status(
+    kernel: &'static str,
+    body: impl FnOnce(*mut c_char, usize) -> std::ffi::c_int,
+) -> Result<(), KernelError> {
     let mut error = [0 as c_char; ERROR_BYTES];
-    match body(&mut out, error.as_mut_ptr(), error.len()) {
-        // SAFETY: on success the entry point stored a new at::Tensor in `out`, which we now own.
-        0 if !out.is_null() => Ok(unsafe { Tensor::from_ptr(out) }),
+    match body(error.as_mut_ptr(), error.len()) {
+        0 => Ok(()),
         _ => {
             let bytes: Vec<u8> = error
                 .iter()

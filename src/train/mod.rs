@@ -263,11 +263,12 @@ impl<'a> Trainer<'a> {
             stop: interrupt::requested(),
             out_of_time: self.deadline.is_some_and(|end| Instant::now() >= end),
         };
+        let room = self.replicas.room_after_gradient();
         let averaged = self
             .replicas
-            .average_gradient(self.optimizer.flat_gradient(&loss), requests)?;
+            .average_gradient(self.optimizer.flat_gradient(&loss, room), requests)?;
         self.optimizer
-            .update(&averaged.gradient, lr, self.training.grad_clip);
+            .update(&averaged.gradient, lr, self.training.grad_clip)?;
         self.requests = averaged.requests;
         self.last_loss = Some(loss.detach());
         Ok(())

@@ -12,10 +12,15 @@
 //!
 //! All parameters live in one flat buffer (each variable becomes a view into it), and so do both
 //! moments: a step is a handful of large tensor operations instead of a handful per parameter,
-//! which for the course's small models is most of the optimizer's cost.
+//! which for the course's small models is most of the optimizer's cost. On the CPU the step is
+//! one pass of a kernel over those buffers ([`crate::kernels::adamw`]), gradient clipping's
+//! scaling included; the tensor operations stay as the reference it is tested against, and as
+//! the step on other devices.
 
 use tch::{Kind, Tensor};
 
+use crate::kernels::adamw::{self as kernel, StepScalars};
+use crate::kernels::KernelError;
 use crate::spec::{AdamWSpec, DecayTarget};
 
 #[derive(Debug)]
@@ -29,6 +34,8 @@ pub struct AdamW {
     settings: AdamWSpec,
     /// 1 where weight decay applies and 0 elsewhere, when it applies to matrices only.
     decay_mask: Option<Tensor>,
+    /// Whether a step may take the one-pass kernel ([`AdamW::set_one_pass_kernel`]).
+    one_pass_kernel: bool,
 }
 
 impl AdamW {
@@ -78,6 +85,7 @@ impl AdamW {
             params,
             step: 0,
             settings,
+            one_pass_kernel: true,
         }
     }
 
@@ -125,17 +133,34 @@ impl AdamW {
     }
 
     /// Backpropagates `loss` and takes one step: [`AdamW::flat_gradient`], then [`AdamW::update`].
-    pub fn minimise(&mut self, loss: &Tensor, lr: f64, clip: Option<f64>) {
-        let grad = self.flat_gradient(loss);
-        self.update(&grad, lr, clip);
+    pub fn minimise(
+        &mut self,
+        loss: &Tensor,
+        lr: f64,
+        clip: Option<f64>,
+    ) -> Result<(), KernelError> {
+        let grad = self.flat_gradient(loss, 0);
+        self.update(&grad, lr, clip)
+    }
+
+    /// Whether [`AdamW::update`] may take its one-pass kernel ([`crate::kernels::adamw`]) where
+    /// the buffers allow it (contiguous fp32 on the CPU); on by default. Off, every step is the
+    /// tensor operations of [`AdamW::update`]'s reference, as on other devices: the tests compare
+    /// the two.
+    pub fn set_one_pass_kernel(&mut self, allowed: bool) {
+        self.one_pass_kernel = allowed;
     }
 
     /// The gradient of `loss` for every parameter, in one flat buffer laid out like the
-    /// parameters (a parameter the loss does not reach contributes zeros).
-    pub fn flat_gradient(&self, loss: &Tensor) -> Tensor {
+    /// parameters (a parameter the loss does not reach contributes zeros), followed by `room`
+    /// zeros: space for the few numbers that travel with the gradient in the same all-reduce
+    /// ([`crate::train::replicas::Replicas::room_after_gradient`]). The pieces are concatenated
+    /// here anyway, so the room costs nothing, where appending to the finished buffer would copy
+    /// the whole gradient again.
+    pub fn flat_gradient(&self, loss: &Tensor, room: usize) -> Tensor {
         let grads = Tensor::run_backward(&[loss], &self.params, false, false);
         tch::no_grad(|| {
-            let pieces: Vec<Tensor> = grads
+            let mut pieces: Vec<Tensor> = grads
                 .iter()
                 .zip(&self.params)
                 .map(|(g, p)| {
@@ -146,20 +171,40 @@ impl AdamW {
                     }
                 })
                 .collect();
+            if room > 0 {
+                let like = &self.flat_params;
+                pieces.push(Tensor::zeros([room as i64], (like.kind(), like.device())));
+            }
             Tensor::cat(&pieces, 0)
         })
     }
 
     /// One step from a flat gradient, clipped first to a global norm of `clip` if given.
-    pub fn update(&mut self, grad: &Tensor, lr: f64, clip: Option<f64>) {
-        match clip {
-            Some(max_norm) => self.step_with(&clip_gradient(grad, max_norm), lr),
-            None => self.step_with(grad, lr),
-        }
+    pub fn update(&mut self, grad: &Tensor, lr: f64, clip: Option<f64>) -> Result<(), KernelError> {
+        let scale = clip.map(|max_norm| clip_factor(grad, max_norm));
+        self.step += 1;
+        let scalars = self.step_scalars(lr);
+        tch::no_grad(|| {
+            let buffers = kernel::Buffers {
+                params: &mut self.flat_params,
+                exp_avg: &mut self.exp_avg,
+                exp_avg_sq: &mut self.exp_avg_sq,
+                decay_mask: self.decay_mask.as_ref(),
+            };
+            if self.one_pass_kernel && kernel::supports(&buffers, grad) {
+                return kernel::step(buffers, grad, scale.as_ref(), scalars);
+            }
+            match &scale {
+                Some(factor) => reference_step(buffers, &(grad * factor), scalars),
+                None => reference_step(buffers, grad, scalars),
+            }
+            Ok(())
+        })
     }
 
-    /// One update from a flat gradient laid out like the parameters.
-    fn step_with(&mut self, grad: &Tensor, lr: f64) {
+    /// The numbers of the step just counted: `step_size = lr / (1 − β₁ᵗ)`, and −step_size and
+    /// √(1 − β₂ᵗ) folded into the denominator so that the update is one division.
+    fn step_scalars(&self, lr: f64) -> StepScalars {
         let AdamWSpec {
             beta1,
             beta2,
@@ -167,39 +212,52 @@ impl AdamW {
             weight_decay,
             ..
         } = self.settings;
-        self.step += 1;
         let bias_correction1 = 1.0 - beta1.powi(self.step as i32);
         let bias_correction2 = 1.0 - beta2.powi(self.step as i32);
         let step_size = lr / bias_correction1;
-        // Fold −step_size and √(1 − β₂ᵗ) into the denominator so the update is one addcdiv_.
-        let denom_scale = -1.0 / (step_size * bias_correction2.sqrt());
-        let denom_offset = -eps / step_size;
-        tch::no_grad(|| {
-            let p = &mut self.flat_params;
-            match (&self.decay_mask, weight_decay != 0.0) {
-                (_, false) => {}
-                (None, true) => {
-                    let _ = p.g_mul_scalar_(1.0 - lr * weight_decay);
-                }
-                (Some(mask), true) => {
-                    let _ = p.g_sub_(&(&*p * mask * (lr * weight_decay)));
-                }
-            }
-            let _ = self.exp_avg.lerp_(grad, 1.0 - beta1);
-            let _ = self.exp_avg_sq.lerp_(&grad.square(), 1.0 - beta2);
-            let mut denom = self.exp_avg_sq.sqrt();
-            let _ = denom.g_mul_scalar_(denom_scale).g_add_scalar_(denom_offset);
-            let _ = p.addcdiv_(&self.exp_avg, &denom);
-        });
+        StepScalars {
+            lr_decay: lr * weight_decay,
+            avg_weight: 1.0 - beta1,
+            sq_weight: 1.0 - beta2,
+            denom_scale: -1.0 / (step_size * bias_correction2.sqrt()),
+            denom_offset: -eps / step_size,
+        }
     }
 }
 
-/// `grad` scaled down, if needed, to an L2 norm of at most `max_norm`, keeping its direction.
-/// Computed on the device, without reading the norm back (no host synchronisation).
-pub fn clip_gradient(grad: &Tensor, max_norm: f64) -> Tensor {
+/// The step as tensor operations, in place: the formulation the one-pass kernel is tested against,
+/// and the one for every device the kernel does not take.
+fn reference_step(buffers: kernel::Buffers, grad: &Tensor, s: StepScalars) {
+    let p = buffers.params;
+    match (buffers.decay_mask, s.lr_decay != 0.0) {
+        (_, false) => {}
+        (None, true) => {
+            let _ = p.g_mul_scalar_(1.0 - s.lr_decay);
+        }
+        (Some(mask), true) => {
+            let _ = p.g_sub_(&(&*p * mask * s.lr_decay));
+        }
+    }
+    let _ = buffers.exp_avg.lerp_(grad, s.avg_weight);
+    let _ = buffers.exp_avg_sq.lerp_(&grad.square(), s.sq_weight);
+    let mut denom = buffers.exp_avg_sq.sqrt();
+    let _ = denom
+        .g_mul_scalar_(s.denom_scale)
+        .g_add_scalar_(s.denom_offset);
+    let _ = p.addcdiv_(&*buffers.exp_avg, &denom);
+}
+
+/// The factor that scales `grad` down, if needed, to an L2 norm of at most `max_norm`: a
+/// one-value tensor, computed on the device without reading the norm back (no host
+/// synchronisation).
+pub fn clip_factor(grad: &Tensor, max_norm: f64) -> Tensor {
     let norm = grad.norm();
-    let factor = (max_norm / (norm + 1e-6)).clamp_max(1.0);
-    grad * factor
+    (max_norm / (norm + 1e-6)).clamp_max(1.0)
+}
+
+/// `grad` scaled down, if needed, to an L2 norm of at most `max_norm`, keeping its direction.
+pub fn clip_gradient(grad: &Tensor, max_norm: f64) -> Tensor {
+    grad * clip_factor(grad, max_norm)
 }
 
 #[cfg(test)]
@@ -248,8 +306,10 @@ mod tests {
         let mut off = AdamW::new(vs_off.trainable_variables(), settings.clone());
         let target = Tensor::randn([5, 3], (Kind::Float, Device::Cpu));
         for _ in 0..5 {
-            ours.minimise(&(&w_ours - &target).square().sum(Kind::Float), 1e-2, None);
-            off.minimise(&(&w_off - &target).square().sum(Kind::Float), 1.02e-2, None);
+            ours.minimise(&(&w_ours - &target).square().sum(Kind::Float), 1e-2, None)
+                .unwrap();
+            off.minimise(&(&w_off - &target).square().sum(Kind::Float), 1.02e-2, None)
+                .unwrap();
             reference.zero_grad();
             (&w_ref - &target).square().sum(Kind::Float).backward();
             reference.step();
@@ -278,6 +338,107 @@ mod tests {
             .double_value(&[])
                 > 1e-3
         );
+    }
+
+    /// The one-pass kernel and the tensor operations take the same steps: weight decay on matrices
+    /// only, gradients large enough for clipping to engage and small enough for it not to, over
+    /// several steps (the moments' history matters).
+    #[test]
+    fn one_pass_kernel_matches_the_tensor_operations() {
+        let settings = AdamWSpec {
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.1,
+            weight_decay_on: DecayTarget::Matrices,
+        };
+        let make = |one_pass: bool| {
+            tch::manual_seed(7);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let _ = vs.root().randn("w", &[37, 29], 0.0, 1.0);
+            let _ = vs.root().randn("b", &[29], 0.0, 1.0);
+            let mut optimizer = AdamW::new(vs.trainable_variables(), settings.clone());
+            optimizer.set_one_pass_kernel(one_pass);
+            (vs, optimizer)
+        };
+        let (_vs_kernel, mut kernel_path) = make(true);
+        let (_vs_reference, mut reference) = make(false);
+        let n = kernel_path.parameters().numel() as i64;
+        {
+            let buffers = kernel::Buffers {
+                params: &mut kernel_path.flat_params,
+                exp_avg: &mut kernel_path.exp_avg,
+                exp_avg_sq: &mut kernel_path.exp_avg_sq,
+                decay_mask: kernel_path.decay_mask.as_ref(),
+            };
+            let grad = Tensor::zeros([n], (Kind::Float, Device::Cpu));
+            assert!(
+                kernel::supports(&buffers, &grad),
+                "the test must exercise the kernel"
+            );
+        }
+        tch::manual_seed(8);
+        for step in 0..6 {
+            // Norms of about 0.3·√n ≈ 10 (clipped to 1) and 0.003·√n ≈ 0.1 (left alone).
+            let size = if step % 2 == 0 { 0.3 } else { 0.003 };
+            let grad = Tensor::randn([n], (Kind::Float, Device::Cpu)) * size;
+            let lr = 1e-2 * (1.0 + step as f64);
+            kernel_path
+                .update(&grad, lr, Some(1.0))
+                .expect("the kernel's step");
+            reference
+                .update(&grad, lr, Some(1.0))
+                .expect("the reference step");
+        }
+        let moved = (kernel_path.parameters() - reference.parameters().detach())
+            .abs()
+            .max()
+            .double_value(&[]);
+        // Another order of the same fp32 operations on values of magnitude up to ~4: a few units of
+        // rounding per step, over 6 steps; a wrong step (a 2% error of lr) moves them by ~1e-3.
+        let scale = reference
+            .parameters()
+            .abs()
+            .max()
+            .double_value(&[])
+            .max(1.0);
+        let bound = 16.0 * f64::from(f32::EPSILON) * 6.0 * scale;
+        assert!(
+            moved <= bound,
+            "parameters differ by {moved} (bound {bound:.2e})"
+        );
+        for (ours, theirs, name) in [
+            (&kernel_path.exp_avg, &reference.exp_avg, "exp_avg"),
+            (&kernel_path.exp_avg_sq, &reference.exp_avg_sq, "exp_avg_sq"),
+        ] {
+            let scale = theirs.abs().max().double_value(&[]);
+            let diff = (ours - theirs).abs().max().double_value(&[]);
+            let bound = 16.0 * f64::from(f32::EPSILON) * 6.0 * scale;
+            assert!(
+                diff <= bound,
+                "{name} differs by {diff} (bound {bound:.2e})"
+            );
+        }
+        assert_eq!(kernel_path.steps(), reference.steps());
+    }
+
+    /// The room after the gradient is zeros, and the gradient before it is unchanged by it.
+    #[test]
+    fn flat_gradient_leaves_room_after_the_parameters() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let w = vs.root().var("w", &[2, 3], nn::Init::Const(1.5));
+        let b = vs.root().var("b", &[3], nn::Init::Const(-1.0));
+        let optimizer = AdamW::new(vs.trainable_variables(), AdamWSpec::default());
+        let loss = || (&w * &w).sum(Kind::Float) + (&b * 5.0).sum(Kind::Float);
+        let plain = Vec::<f32>::try_from(optimizer.flat_gradient(&loss(), 0)).unwrap();
+        let roomy = Vec::<f32>::try_from(optimizer.flat_gradient(&loss(), 2)).unwrap();
+        assert_eq!(plain.len(), 9);
+        assert_eq!(roomy[..9], plain[..]);
+        assert_eq!(roomy[9..], [0.0, 0.0]);
+        // 2w = 3 for each of w's six values, 5 for each of b's three (in the variables' order).
+        let mut sorted = plain.clone();
+        sorted.sort_by(f32::total_cmp);
+        assert_eq!(sorted, [3.0, 3.0, 3.0, 3.0, 3.0, 3.0, 5.0, 5.0, 5.0]);
     }
 
     #[test]
@@ -309,7 +470,7 @@ mod tests {
             let mut optimizer = AdamW::new(vs.trainable_variables(), settings);
             // A loss with zero gradient: only the decay moves the parameters.
             let loss = (&matrix * 0.0).sum(Kind::Float) + (&vector * 0.0).sum(Kind::Float);
-            optimizer.minimise(&loss, 0.1, None);
+            optimizer.minimise(&loss, 0.1, None).unwrap();
             (matrix.double_value(&[0, 0]), vector.double_value(&[0]))
         };
         let (m, b) = decayed(DecayTarget::All);

@@ -31,8 +31,11 @@ pub struct Requests {
 }
 
 impl Requests {
+    /// How many numbers [`Requests::to_values`] makes.
+    pub const LEN: usize = 2;
+
     /// The requests as numbers, 1 for a request, to be summed over the replicas.
-    pub fn to_values(self) -> [f32; 2] {
+    pub fn to_values(self) -> [f32; Self::LEN] {
         [
             f32::from(u8::from(self.stop)),
             f32::from(u8::from(self.out_of_time)),
@@ -62,8 +65,15 @@ pub trait Replicas {
     fn rank(&self) -> usize;
     /// How many replicas share each batch.
     fn world_size(&self) -> usize;
-    /// The mean of every replica's flat gradient (each laid out like the parameters), and the
-    /// requests of all; called once per step, before clipping and the update.
+    /// How many values past the gradient's end [`Replicas::average_gradient`] wants free, to send
+    /// its own numbers in the same exchange ([`crate::train::optim::AdamW::flat_gradient`] leaves
+    /// that room).
+    fn room_after_gradient(&self) -> usize {
+        0
+    }
+    /// The mean of every replica's flat gradient (each laid out like the parameters and followed
+    /// by [`Replicas::room_after_gradient`] free values), and the requests of all; called once per
+    /// step, before clipping and the update. The averaged gradient has the parameters' length.
     fn average_gradient(&mut self, flat_gradient: Tensor, requests: Requests) -> Result<Averaged>;
     /// The element-wise sums of every replica's `values` (losses and counts of an evaluation).
     fn sum(&mut self, values: &[f64]) -> Result<Vec<f64>>;

@@ -125,14 +125,14 @@ pub fn bench(
     let mut step = || -> Result<(f64, f64)> {
         let started = Instant::now();
         let loss = Gpt::loss(&model.forward_t(&x, true), &y);
-        let gradient = optimizer.flat_gradient(&loss);
+        let gradient = optimizer.flat_gradient(&loss, replicas.room_after_gradient());
         synchronize(device);
         let exchange = Instant::now();
         let averaged = replicas.average_gradient(gradient, Requests::default())?;
         synchronize(device);
         let exchange_ms = exchange.elapsed().as_secs_f64() * 1000.0;
         let (lr, clip) = (spec.training.learning_rate, spec.training.grad_clip);
-        optimizer.update(&averaged.gradient, lr, clip);
+        optimizer.update(&averaged.gradient, lr, clip)?;
         synchronize(device);
         Ok((started.elapsed().as_secs_f64() * 1000.0, exchange_ms))
     };

@@ -282,16 +282,14 @@ impl MultiHeadAttention {
         }
         // One head at a time, each with its own slice of queries and its group's keys and values.
         let group = self.n_head / self.n_kv_head;
-        let keep = |p: f64| {
+        // On the CPU every head drops by its slice of one [B, H, n, len] mask from the fused
+        // kernel's generator, so that both formulations drop the same weights; elsewhere each head
+        // draws its own.
+        let layer_mask = (dropout > 0.0 && q.device() == Device::Cpu).then(|| {
             let shape = [q.size()[0], self.n_head, n, len];
-            kernel::dropout_keep(kernel::draw_key(), &shape, p)
+            kernel::dropout_keep(kernel::draw_key(), &shape, dropout)
                 .unwrap_or_else(|error| panic!("{error}"))
-        };
-        let mask = match dropout {
-            0.0 => None,
-            p if q.device() == Device::Cpu => Some((keep(p), p)),
-            _ => None,
-        };
+        });
         let heads: Vec<Tensor> = (0..self.n_head)
             .map(|head| {
                 let visibility = Visibility {
@@ -299,10 +297,10 @@ impl MultiHeadAttention {
                     bias: bias.as_ref().map(|bias| bias.get(head)),
                 };
                 let kv_head = head / group;
-                let dropout = match &mask {
-                    Some((keep, p)) => Dropout::Mask {
+                let dropout = match &layer_mask {
+                    Some(keep) => Dropout::Mask {
                         keep: keep.select(1, head),
-                        p: *p,
+                        p: dropout,
                     },
                     None if dropout > 0.0 => Dropout::Drawn { p: dropout },
                     None => Dropout::None,
