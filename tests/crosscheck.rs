@@ -14,7 +14,7 @@ use std::process::Command;
 
 use common::random_spec::random_spec;
 use common::tolerance;
-use common::{architecture_files, build, load_spec, spec_from, VOCAB_SIZE};
+use common::{architecture_files, build, in_fp32, load_spec, spec_from, VOCAB_SIZE};
 use gptbuild::artifacts::checkpoint;
 use gptbuild::data::vocab::Vocabulary;
 use gptbuild::spec::Spec;
@@ -99,7 +99,8 @@ fn logits_match_an_independent_pytorch_implementation() {
         .iter()
         .map(|path| {
             let stem = path.file_stem().expect("file name").to_string_lossy();
-            (stem.into_owned(), load_spec(path))
+            // The reference computes in fp32.
+            (stem.into_owned(), in_fp32(&load_spec(path)))
         })
         .collect();
     cases.extend(

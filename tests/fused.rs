@@ -6,14 +6,15 @@ mod common;
 
 use common::random_spec::random_spec;
 use common::tolerance::{assert_fp32_close, compare, model_depth, FP32};
-use common::{architecture_files, build, load_spec, spec_from, VOCAB_SIZE};
+use common::{architecture_files, build, in_fp32, load_spec, spec_from, VOCAB_SIZE};
 use gptbuild::model::Gpt;
 use gptbuild::spec::Spec;
 use tch::{Device, Kind, Tensor};
 
-/// `spec` with every multi-head attention switched to `fused`, or `None` if it has none.
+/// `spec` with every multi-head attention switched to `fused`, or `None` if it has none; in fp32,
+/// whose rounding the bounds are derived from.
 fn with_fused(spec: &Spec, fused: bool) -> Option<Spec> {
-    let yaml = spec.to_yaml();
+    let yaml = in_fp32(spec).to_yaml();
     let (from, to) = if fused {
         ("fused: false", "fused: true")
     } else {

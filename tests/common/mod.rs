@@ -27,6 +27,14 @@ pub fn architecture_files() -> Vec<PathBuf> {
     files
 }
 
+/// `spec` in fp32 precision: for the tests whose bounds are fp32's rounding (an architecture file
+/// may train in bf16; bf16 against fp32 is `tests/precision.rs`'s).
+pub fn in_fp32(spec: &Spec) -> Spec {
+    let mut spec = spec_from(&spec.to_yaml());
+    spec.training.precision = gptbuild::layers::precision::Precision::Fp32;
+    spec
+}
+
 /// The corpus: `$GPTBUILD_DATA`, else the shared copy beside the repository, else `data/`.
 pub fn corpus_path() -> PathBuf {
     let candidates = [
