@@ -91,6 +91,30 @@ fn the_kernel_equals_the_plain_formulation_with_the_same_mask() {
     }
 }
 
+/// Queries, keys and values as the model hands them over, heads strided across one projection
+/// (`[B, T, 3, H, hs]` viewed as three `[B, H, T, hs]`), with a strided upstream gradient, give
+/// what packed copies give, value for value: the kernel packs what it needs itself.
+#[test]
+fn strided_views_give_what_packed_copies_give() {
+    let _rng = common::torch_rng();
+    tch::manual_seed(15);
+    let names = ["output", "gradient of q", "gradient of k", "gradient of v"];
+    for kind in [Kind::Float, Kind::BFloat16] {
+        let projection = Tensor::randn([2, 24, 3, 4, 8], (Kind::Float, Device::Cpu)).to_kind(kind);
+        let strided = [0, 1, 2].map(|i| projection.select(2, i).transpose(1, 2));
+        assert!(!strided[0].is_contiguous());
+        let packed = strided.each_ref().map(|x| x.contiguous());
+        let upstream = Tensor::randn([2, 24, 4, 8], (Kind::Float, Device::Cpu)).transpose(1, 2);
+        let attend =
+            |q: &Tensor, k: &Tensor, v: &Tensor| causal_attention(q, k, v, 0.35, 0.2, 5).unwrap();
+        let from_views = run(attend, &strided, &upstream);
+        let from_copies = run(attend, &packed, &upstream.contiguous());
+        for ((name, views), copies) in names.iter().zip(&from_views).zip(&from_copies) {
+            assert!(views.equal(copies), "{kind:?}: {name}");
+        }
+    }
+}
+
 /// The same comparison fails, by far, against another key's mask: the test sees the mask.
 #[test]
 fn another_keys_mask_is_caught() {

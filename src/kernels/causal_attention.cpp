@@ -30,6 +30,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 namespace {
 
@@ -74,21 +75,23 @@ ALWAYS_INLINE void forward_row(const T* __restrict__ scores, float* __restrict__
 // One row of the backward pass: from the weights `probs` and the gradient of the dropped weights
 // (`grad`, overwritten with the gradient of the scores), and the dropped weights again into
 // `dropped` for the values' gradient.
+// `masks` is scratch for one row: the mask is hashed once and read twice.
 template <typename T>
 ALWAYS_INLINE void backward_row(const float* __restrict__ probs, T* __restrict__ grad,
-                                T* __restrict__ dropped, int64_t cols, int64_t visible,
-                  float scale, uint64_t row, uint32_t threshold, float keep_scale) {
+                                T* __restrict__ dropped, uint32_t* __restrict__ masks,
+                                int64_t cols, int64_t visible, float scale, uint64_t row,
+                                uint32_t threshold, float keep_scale) {
   float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
   for (int64_t j = 0; j < visible; ++j) {
     uint32_t mask = kept(row, static_cast<uint32_t>(j), threshold);
+    masks[j] = mask;
     dot += probs[j] * masked(load(grad, j) * keep_scale, mask);
   }
 #pragma omp simd
   for (int64_t j = 0; j < visible; ++j) {
-    uint32_t mask = kept(row, static_cast<uint32_t>(j), threshold);
-    store(grad, j, probs[j] * (masked(load(grad, j) * keep_scale, mask) - dot) * scale);
-    store(dropped, j, masked(probs[j] * keep_scale, mask));
+    store(grad, j, probs[j] * (masked(load(grad, j) * keep_scale, masks[j]) - dot) * scale);
+    store(dropped, j, masked(probs[j] * keep_scale, masks[j]));
   }
   for (int64_t j = visible; j < cols; ++j) {
     store(grad, j, 0.0f);
@@ -111,9 +114,11 @@ template <typename T>
 ALWAYS_INLINE void backward_rows(const float* probs, T* grad, T* dropped, int64_t begin,
                                  int64_t end, int64_t cols, float scale, uint64_t key,
                                  uint32_t threshold, float keep_scale) {
+  std::vector<uint32_t> masks(static_cast<size_t>(cols));
   for (int64_t r = begin; r < end; ++r)
-    backward_row(probs + r * cols, grad + r * cols, dropped + r * cols, cols, (r % cols) + 1,
-                 scale, row_bits(key, static_cast<uint64_t>(r)), threshold, keep_scale);
+    backward_row(probs + r * cols, grad + r * cols, dropped + r * cols, masks.data(), cols,
+                 (r % cols) + 1, scale, row_bits(key, static_cast<uint64_t>(r)), threshold,
+                 keep_scale);
 }
 
 CLONES void forward_rows_f32(const float* s, float* w, float* d, int64_t begin, int64_t end,
@@ -144,7 +149,12 @@ struct CausalAttention : public torch::autograd::Function<CausalAttention> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
                             const at::Tensor& v, double scale, double p, int64_t key) {
     at::NoGradGuard no_grad;
-    at::Tensor scores = at::matmul(q, k.transpose(-2, -1)).contiguous();
+    // Queries, keys and values usually arrive as views of one [B, T, (H + 2 Hkv) hs] projection,
+    // heads strided across it; the batched products need each head's rows packed, so they are
+    // packed once here and kept for the backward pass, whose products would otherwise pack them
+    // again.
+    const at::Tensor q_packed = q.contiguous(), k_packed = k.contiguous(), v_packed = v.contiguous();
+    at::Tensor scores = at::matmul(q_packed, k_packed.transpose(-2, -1)).contiguous();
     at::Tensor probs = at::empty(scores.sizes(), scores.options().dtype(at::kFloat));
     at::Tensor dropped = at::empty_like(scores);
     const int64_t cols = scores.size(-1), rows = scores.numel() / std::max<int64_t>(cols, 1);
@@ -163,11 +173,11 @@ struct CausalAttention : public torch::autograd::Function<CausalAttention> {
                           bits(dropped.mutable_data_ptr<c10::BFloat16>()), begin, end, cols, factor,
                           unsigned_key, threshold, keep_scale);
     });
-    ctx->save_for_backward({q, k, v, probs});
+    ctx->save_for_backward({q_packed, k_packed, v_packed, probs});
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["p"] = p;
     ctx->saved_data["key"] = key;
-    return at::matmul(dropped, v);
+    return at::matmul(dropped, v_packed);
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
@@ -176,7 +186,9 @@ struct CausalAttention : public torch::autograd::Function<CausalAttention> {
     const double scale = ctx->saved_data["scale"].toDouble();
     const double p = ctx->saved_data["p"].toDouble();
     const int64_t key = ctx->saved_data["key"].toInt();
-    at::Tensor grad_out = grads[0].to(v.scalar_type());
+    // Packed once: the gradient arrives as heads strided across [B, T, H hs], and two products
+    // read it.
+    at::Tensor grad_out = grads[0].to(v.scalar_type()).contiguous();
     at::Tensor grad = at::matmul(grad_out, v.transpose(-2, -1)).contiguous();
     at::Tensor dropped = at::empty_like(grad);
     const int64_t cols = grad.size(-1), rows = grad.numel() / std::max<int64_t>(cols, 1);

@@ -239,13 +239,19 @@ impl MultiHeadAttention {
     ) -> (Tensor, Tensor, Tensor) {
         let (b, n) = (x.size()[0], x.size()[1]);
         let (h, hkv, hs) = (self.n_head, self.n_kv_head, self.head_size);
-        let qkv = self.qkv.forward_compute(x);
-        let split = |from: i64, heads: i64| {
-            qkv.narrow(-1, from * hs, heads * hs)
-                .view([b, n, heads, hs])
-                .transpose(1, 2)
-        };
-        let (q, k, v) = (split(0, h), split(h, hkv), split(h + hkv, hkv));
+        // One split, not three `narrow`s: its backward pass writes the three gradients side by
+        // side into one tensor, where each `narrow` would zero a whole `[B, n, (H + 2·Hkv)·hs]`
+        // gradient for its slice and autograd would then add the three.
+        let parts = self
+            .qkv
+            .forward_compute(x)
+            .split_with_sizes([h * hs, hkv * hs, hkv * hs], -1);
+        let by_head = |part: &Tensor, heads: i64| part.view([b, n, heads, hs]).transpose(1, 2);
+        let (q, k, v) = (
+            by_head(&parts[0], h),
+            by_head(&parts[1], hkv),
+            by_head(&parts[2], hkv),
+        );
         let (q, k) = match &self.qk_norm {
             Some(norm) => norm.apply(&q, &k),
             None => (q, k),

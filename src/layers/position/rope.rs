@@ -155,8 +155,10 @@ impl PositionalEncoding for RotaryPositions {
         let (cos, sin) = self.cos_sin(start, t, head_size, x.device());
         let (cos, sin) = (cos.to_kind(x.kind()), sin.to_kind(x.kind()));
         let half = head_size / 2;
-        let (x1, x2) = (x.narrow(-1, 0, half), x.narrow(-1, half, half));
+        // One split, not two `narrow`s, whose backward passes would each zero a whole gradient.
+        let halves = x.split(half, -1);
+        let (x1, x2) = (&halves[0], &halves[1]);
         // Each pair (x1, x2) turned by its angle: the 2-D rotation matrix, written out.
-        Tensor::cat(&[&x1 * &cos - &x2 * &sin, &x2 * &cos + &x1 * &sin], -1)
+        Tensor::cat(&[x1 * &cos - x2 * &sin, x2 * &cos + x1 * &sin], -1)
     }
 }
