@@ -3,7 +3,8 @@
 //! product with the values, in values and in the gradients of queries, keys and values; dropout
 //! (`kernels::dropout`) against a multiplication by the mask; fp32 and bf16. The mask drops the
 //! fraction asked, differs with the key and is the same for the same key. AdamW's one-pass step
-//! (`kernels::adamw`) against its formula in fp64.
+//! (`kernels::adamw`) against its formula in fp64. RMSNorm's one-pass kernel (`kernels::rms_norm`)
+//! against its formula, in values and in the gradients of the input and the gain.
 
 mod common;
 
@@ -11,6 +12,7 @@ use common::tolerance::{compare, Format, BF16, FP32};
 use gptbuild::kernels::adamw::{self, Buffers, StepScalars};
 use gptbuild::kernels::causal_attention::causal_attention;
 use gptbuild::kernels::dropout::{dropout, dropout_keep};
+use gptbuild::kernels::rms_norm::{self, rms_norm};
 use tch::{Device, Kind, Tensor};
 
 /// softmax(scale·q·kᵀ, causal), dropped by `keep` and scaled by 1/(1-p), then ·v: the textbook.
@@ -361,4 +363,65 @@ fn adamw_refuses_buffers_it_cannot_take() {
             .to_string();
         assert!(error.starts_with("adamw: "), "{what}: {error}");
     }
+}
+
+/// RMSNorm's kernel equals `x · w / sqrt(mean(x²) + eps)` written in libtorch's ops, in the output
+/// and in the gradients of `x` and of the gain, for the model's shapes, widths no vector width
+/// divides, more rows than one thread's share (each thread sums its own part of the gain's
+/// gradient) and a strided input.
+#[test]
+fn rms_norm_equals_its_formula() {
+    let _rng = common::torch_rng();
+    tch::manual_seed(5);
+    let cpu = (Kind::Float, Device::Cpu);
+    for (shape, eps, strided) in [
+        (vec![6, 128, 192], 1e-5, false),
+        (vec![3, 7, 13], 1e-6, false),
+        (vec![5, 33], 1e-2, true),
+        (vec![9, 2], 1e-5, false),
+    ] {
+        // Scaled away from 1 so that the normalisation (and eps) is seen.
+        let x = Tensor::randn(shape.as_slice(), cpu) * 3.0 + 0.5;
+        let x = if strided {
+            // Every other column of a wider tensor: not contiguous.
+            let wide: Vec<i64> =
+                [&shape[..shape.len() - 1], &[2 * shape[shape.len() - 1]]].concat();
+            (Tensor::randn(wide.as_slice(), cpu) * 3.0).slice(-1, 0, None, 2)
+        } else {
+            x
+        };
+        assert_eq!(x.is_contiguous(), !strided);
+        let width = shape[shape.len() - 1];
+        let weight = Tensor::randn([width], cpu) + 1.0;
+        let upstream = Tensor::randn(shape.as_slice(), cpu);
+        let through = |norm: &dyn Fn(&Tensor, &Tensor) -> Tensor| {
+            let (x, w) = (
+                x.detach().set_requires_grad(true),
+                weight.detach().set_requires_grad(true),
+            );
+            let out = norm(&x, &w);
+            (&out * &upstream).sum(Kind::Float).backward();
+            [out.detach(), x.grad(), w.grad()]
+        };
+        assert!(rms_norm::supports(&x, &weight));
+        let fast = through(&|x, w| rms_norm(x, w, eps).unwrap());
+        let plain =
+            through(&|x, w| x * (x.square().mean_dim(-1, true, Kind::Float) + eps).rsqrt() * w);
+        for ((name, fast), plain) in ["output", "gradient of x", "gradient of the gain"]
+            .iter()
+            .zip(&fast)
+            .zip(&plain)
+        {
+            // A mean over a row, then the gain's gradient summed over every row.
+            compare(fast, plain, FP32, 2.0).assert(&format!("rms_norm {shape:?}: {name}"));
+        }
+    }
+    let bf16 = Tensor::ones([2, 4], (Kind::BFloat16, Device::Cpu));
+    let weight = Tensor::ones([4], cpu);
+    assert!(!rms_norm::supports(&bf16, &weight));
+    assert!(!rms_norm::supports(&Tensor::ones([2, 3], cpu), &weight));
+    let error = rms_norm(&bf16, &weight, 1e-5)
+        .expect_err("bf16")
+        .to_string();
+    assert!(error.starts_with("rms_norm: "), "{error}");
 }

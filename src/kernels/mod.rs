@@ -6,12 +6,14 @@
 //!   CPU, whose mask is a hash of (key, row, column) rather than a stored draw.
 //! - [`dropout`]: dropout with that same mask, for the CPU; the key's source; the mask itself.
 //! - [`adamw`]: AdamW's step in one pass over the optimizer's flat buffers, for the CPU.
+//! - [`rms_norm`]: RMSNorm in one pass each way, for the CPU.
 //!
 //! `counter_mask.h` holds the mask's hash and the vectorisable helpers both share.
 
 pub mod adamw;
 pub mod causal_attention;
 pub mod dropout;
+pub mod rms_norm;
 
 use std::ffi::c_char;
 
