@@ -114,12 +114,33 @@ fn compile_kernels(lib: &Path) {
         println!("cargo:rerun-if-changed={file}");
         build.file(file);
     }
-    // OpenMP's SIMD pragmas only (vectorised reductions); no OpenMP runtime.
-    build.opt_level(3).flag("-fopenmp-simd");
+    build.opt_level(3);
+    let openmp = libtorch_openmp(lib);
+    // With OpenMP, ATen's `parallel_for` in the kernels splits rows across libtorch's threads;
+    // without it (`_OPENMP` undefined) the header runs every call inline on one thread. Either
+    // way the SIMD pragmas apply.
+    build.flag(if openmp.is_some() {
+        "-fopenmp"
+    } else {
+        "-fopenmp-simd"
+    });
     build.compile("gptbuild_kernels");
+    if let Some(runtime) = openmp {
+        // libtorch's own runtime, by its file name: one thread pool for libtorch and the kernels.
+        println!("cargo:rustc-link-search=native={}", lib.display());
+        println!("cargo:rustc-link-lib=dylib:+verbatim={runtime}");
+    }
     for library in ["torch_cpu", "c10"] {
         println!("cargo:rustc-link-lib=dylib={library}");
     }
+}
+
+/// The OpenMP runtime libtorch was built with, when its library directory `lib` ships it (the
+/// torch wheels for Linux do: `libgomp.so.1`). The kernels link that same file, so that their
+/// parallel loops share libtorch's thread pool; a second runtime would bring a second pool.
+fn libtorch_openmp(lib: &Path) -> Option<&'static str> {
+    const RUNTIME: &str = "libgomp.so.1";
+    lib.join(RUNTIME).is_file().then_some(RUNTIME)
 }
 
 /// The torch package directory of libtorch's library directory `lib`: `lib` may pass through a

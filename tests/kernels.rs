@@ -376,6 +376,8 @@ fn rms_norm_equals_its_formula() {
     let cpu = (Kind::Float, Device::Cpu);
     for (shape, eps, strided) in [
         (vec![6, 128, 192], 1e-5, false),
+        // 4,096 rows of 64: a chunk per thread (the grain is 512 rows).
+        (vec![64, 64, 64], 1e-5, false),
         (vec![3, 7, 13], 1e-6, false),
         (vec![5, 33], 1e-2, true),
         (vec![9, 2], 1e-5, false),

@@ -91,7 +91,8 @@ struct RmsNorm : public torch::autograd::Function<RmsNorm> {
     const int64_t cols = weight.numel();
     const int64_t rows = rows_of(x, cols);
     at::Tensor dx = at::empty_like(x);
-    // One row of dw per thread that may run a chunk; the chunks a thread runs add into its row.
+    // One row of dw per thread: parallel_for gives each thread one chunk of rows (or runs inline
+    // as thread 0).
     at::Tensor partial = at::zeros({at::get_num_threads(), cols}, x.options());
     gptbuild::kernels::in_parallel(rows, cols, [&](int64_t begin, int64_t end) {
       const int thread = at::get_thread_num();
