@@ -5,8 +5,9 @@
 mod common;
 
 use common::random_spec::random_spec;
-use common::tolerance::{assert_fp32_close, compare, model_depth, FP32};
+use common::tolerance::{self, assert_fp32_close, compare, model_depth, Comparison, BF16, FP32};
 use common::{architecture_files, build, in_fp32, load_spec, spec_from, VOCAB_SIZE};
+use gptbuild::layers::attention::fused;
 use gptbuild::model::Gpt;
 use gptbuild::spec::Spec;
 use tch::{Device, Kind, Tensor};
@@ -186,4 +187,59 @@ fn a_head_reading_another_heads_keys_is_caught() {
         comparison.difference > 100.0 * comparison.bound,
         "swapped keys should be caught by a wide margin: {comparison:?}"
     );
+}
+
+/// The GPU's decoding path ([`fused::single_query`]: one new token attending over the whole cache,
+/// as two products and a softmax) equals libtorch's `scaled_dot_product_attention`, the path it
+/// replaces there, for every cache length in fp32 and in bf16; and the bound catches a dropped
+/// scale. Run on the CPU, where the arithmetic is the same.
+#[test]
+fn single_query_attention_equals_sdpa_for_every_cache_length() {
+    let _rng = common::torch_rng();
+    tch::manual_seed(17);
+    let (batch, heads, hs) = (2, 3, 8);
+    let scale = 1.0 / (hs as f64).sqrt();
+    for (kind, format) in [(Kind::Float, FP32), (Kind::BFloat16, BF16)] {
+        for len in [1, 2, 7, 33, 256] {
+            let randn = |n: i64| Tensor::randn([batch, heads, n, hs], (Kind::Float, Device::Cpu));
+            let (q, k, v) = (
+                randn(1).to_kind(kind),
+                randn(len).to_kind(kind),
+                randn(len).to_kind(kind),
+            );
+            let sdpa = |scale: f64| {
+                Tensor::scaled_dot_product_attention(
+                    &q,
+                    &k,
+                    &v,
+                    None::<Tensor>,
+                    0.0,
+                    false,
+                    Some(scale),
+                    false,
+                )
+                .to_kind(Kind::Float)
+            };
+            let ours = fused::single_query(&q, &k, &v, scale).to_kind(Kind::Float);
+            // The output is a weighted mean of the values, so its rounding is relative to their
+            // magnitude, not to the mean's (which shrinks as the cache grows). Four roundings: the
+            // scores' product, the softmax, the weights' cast and the weighted sum.
+            let against = |expected: &Tensor| {
+                let scale = tolerance::scale(&v.to_kind(Kind::Float));
+                Comparison {
+                    difference: tolerance::max_difference(&ours, expected),
+                    bound: tolerance::bound(format, 4.0, scale),
+                    scale,
+                }
+            };
+            against(&sdpa(scale)).assert(&format!("{kind:?}, cache of {len}"));
+            if len > 1 {
+                let comparison = against(&sdpa(1.0));
+                assert!(
+                    comparison.difference > 2.0 * comparison.bound,
+                    "a dropped scale should be caught ({kind:?}, {len}): {comparison:?}"
+                );
+            }
+        }
+    }
 }
