@@ -88,14 +88,19 @@ impl ResolvedPosition for Rope {
 pub struct RotaryPositions {
     theta: f64,
     block_size: i64,
-    /// Cosines and sines `[block_size, hs/2]` (fp32) per head size, computed on first use: every
-    /// layer of every step rotates by the same angles, so they are worked out once.
+    /// The rotation's factors `[block_size, hs]` per head size, device and dtype, computed on
+    /// first use: every layer of every step rotates by the same angles, so they are worked out
+    /// (and cast to the activations' dtype) once.
     tables: Mutex<Vec<RotationTable>>,
 }
 
+/// `cos` is `[cos θ, cos θ]` and `sin` is `[−sin θ, sin θ]` over the two halves of a head, so that
+/// a rotation is `x·cos + swap(x)·sin` ([`RotaryPositions::rotate`]).
 #[derive(Debug)]
 struct RotationTable {
     head_size: i64,
+    kind: Kind,
+    device: tch::Device,
     cos: Tensor,
     sin: Tensor,
 }
@@ -111,14 +116,20 @@ impl RotaryPositions {
         position * frequency.unsqueeze(0)
     }
 
-    /// Cosines and sines `[t, hs/2]` of positions `start..start + t`, from the cached table when
-    /// the positions lie within the block.
-    fn cos_sin(&self, start: i64, t: i64, head_size: i64, device: tch::Device) -> (Tensor, Tensor) {
+    /// The factors `(cos, sin)`, each `[t, hs]` in `kind`, of positions `start..start + t`: from
+    /// the cached table when the positions lie within the block. Rounded to fp32 first, then to
+    /// `kind`, as the activations are.
+    fn factors(&self, start: i64, t: i64, head_size: i64, like: &Tensor) -> (Tensor, Tensor) {
+        let (kind, device) = (like.kind(), like.device());
         let fresh = |start: i64, t: i64| {
             let angle = self.angles(start, t, head_size, device);
+            let (cos, sin) = (
+                angle.cos().to_kind(Kind::Float).to_kind(kind),
+                angle.sin().to_kind(Kind::Float).to_kind(kind),
+            );
             (
-                angle.cos().to_kind(Kind::Float),
-                angle.sin().to_kind(Kind::Float),
+                Tensor::cat(&[&cos, &cos], -1),
+                Tensor::cat(&[&(-&sin), &sin], -1),
             )
         };
         if start + t > self.block_size {
@@ -128,15 +139,16 @@ impl RotaryPositions {
             .tables
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let index = match tables
-            .iter()
-            .position(|table| table.head_size == head_size && table.cos.device() == device)
-        {
+        let index = match tables.iter().position(|table| {
+            table.head_size == head_size && table.kind == kind && table.device == device
+        }) {
             Some(index) => index,
             None => {
                 let (cos, sin) = fresh(0, self.block_size);
                 tables.push(RotationTable {
                     head_size,
+                    kind,
+                    device,
                     cos,
                     sin,
                 });
@@ -149,16 +161,18 @@ impl RotaryPositions {
 }
 
 impl PositionalEncoding for RotaryPositions {
+    /// Each pair `(x1, x2)` (channels `i` and `i + hs/2`) turned by its angle θ:
+    /// `(x1·cos θ − x2·sin θ, x2·cos θ + x1·sin θ)`, the 2-D rotation matrix written out, computed
+    /// as `x·[cos, cos] + [x2, x1]·[−sin, sin]`: the same products and sums, rounded the same way
+    /// (a − b is a + (−b) exactly), in four operations each way instead of nine, which on a GPU,
+    /// where a small model's step is bound by launching its kernels, is what the rotation costs.
     fn rotate(&self, x: &Tensor, start: i64) -> Tensor {
         let size = x.size();
         let (t, head_size) = (size[size.len() - 2], size[size.len() - 1]);
-        let (cos, sin) = self.cos_sin(start, t, head_size, x.device());
-        let (cos, sin) = (cos.to_kind(x.kind()), sin.to_kind(x.kind()));
-        let half = head_size / 2;
+        let (cos, sin) = self.factors(start, t, head_size, x);
         // One split, not two `narrow`s, whose backward passes would each zero a whole gradient.
-        let halves = x.split(half, -1);
-        let (x1, x2) = (&halves[0], &halves[1]);
-        // Each pair (x1, x2) turned by its angle: the 2-D rotation matrix, written out.
-        Tensor::cat(&[x1 * &cos - x2 * &sin, x2 * &cos + x1 * &sin], -1)
+        let halves = x.split(head_size / 2, -1);
+        let swapped = Tensor::cat(&[&halves[1], &halves[0]], -1);
+        x * cos + swapped * sin
     }
 }
