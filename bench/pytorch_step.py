@@ -12,8 +12,9 @@ uses), with PyTorch's default initialisation, in training mode (dropout as the s
 step is what a PyTorch user writes: forward on a fixed random batch of the spec's shape
 (`training.batch_size` x `model.block_size`, 65 tokens), cross-entropy, `zero_grad(set_to_none=True)`,
 backward, gradient clipping if `training.grad_clip` is set, `torch.optim.AdamW` step (PyTorch's
-default implementation) with `training.learning_rate` and `training.adamw` (`weight_decay_on:
-matrices` decays only parameters of two or more dimensions, as gptbuild does). `bf16-autocast`
+default implementation on the CPU, `fused=True` on CUDA, as nanoGPT's train.py chooses there)
+with `training.learning_rate` and `training.adamw` (`weight_decay_on: matrices` decays only
+parameters of two or more dimensions, as gptbuild does). `bf16-autocast`
 runs the forward pass and the loss under `torch.autocast(DEVICE, dtype=torch.bfloat16)`.
 `--device cuda` runs it on the first GPU (the timing waits for the GPU's queue, as `gptbuild
 bench` does); `--compile` wraps the model in `torch.compile` (the warm-up steps compile it).
@@ -54,9 +55,10 @@ def setting(section, key, where):
     return section[key]
 
 
-def optimizer_for(model, training):
+def optimizer_for(model, training, fused):
     """AdamW with the spec's settings; `weight_decay_on: matrices` decays only the 2-D (and
-    larger) parameters: linear and embedding weights, not biases and norm gains."""
+    larger) parameters: linear and embedding weights, not biases and norm gains. `fused` picks
+    PyTorch's one-kernel implementation (CUDA), as nanoGPT does on a GPU."""
     adamw = setting(training, "adamw", "training")
     decay = float(setting(adamw, "weight_decay", "training.adamw"))
     target = setting(adamw, "weight_decay_on", "training.adamw")
@@ -74,6 +76,7 @@ def optimizer_for(model, training):
         betas=(float(setting(adamw, "beta1", "training.adamw")),
                float(setting(adamw, "beta2", "training.adamw"))),
         eps=float(setting(adamw, "eps", "training.adamw")),
+        fused=fused or None,
     )
 
 
@@ -102,7 +105,7 @@ def main(argv=None):
     torch.manual_seed(args.seed if args.seed is not None else int(setting(training, "seed", "training")))
 
     model = build_model(spec, VOCAB_SIZE).to(device).train()
-    optimizer = optimizer_for(model, training)
+    optimizer = optimizer_for(model, training, fused=device.type == "cuda")
     forward = torch.compile(model) if args.compile else model
     grad_clip = training.get("grad_clip")
     batch = int(setting(training, "batch_size", "training"))
