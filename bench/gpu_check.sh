@@ -12,7 +12,8 @@
 # LD_LIBRARY_PATH, which wins over the binary's RUNPATH. `torch.compile` needs a C compiler for
 # triton; without one its stages fail, and say so, and the rest goes on.
 #
-# The work happens in WORK (default /tmp/gpu-check: runs, checkpoints, logs); OUT_DIR receives
+# The work happens in GPU_CHECK_WORK (default /tmp/gpu-check: runs, checkpoints, logs; its logs/
+# and runs/ are emptied first); OUT_DIR receives
 # three files only, since what comes back from such a machine is a few files, not a tree:
 # summary.md (the tables), logs.tar.gz (every log, each run's metrics.csv, spec.yaml and
 # sample.txt; no checkpoints) and stages.txt. They are rewritten after every stage, so a call cut
@@ -42,8 +43,8 @@ cd "$(dirname "$0")/.."
 OUT_DIR=${1:?usage: bench/gpu_check.sh OUT_DIR}
 mkdir -p "$OUT_DIR"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
-WORK=${WORK:-/tmp/gpu-check}
-rm -rf "$WORK"
+WORK=${GPU_CHECK_WORK:-/tmp/gpu-check}
+rm -rf "$WORK/logs" "$WORK/runs"
 mkdir -p "$WORK/logs"
 LOGS=$WORK/logs
 RUNS=$WORK/runs
@@ -58,6 +59,7 @@ export LD_LIBRARY_PATH="$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # The dry run keeps the specs' iterations (their warm-up needs 100) and stops every run by its
 # time budget instead, which exercises the out-of-time path and its final evaluation.
 MAX_ITERS=$("$BIN" validate architectures/task07-gpu.yaml | sed -n 's/^  max_iters: //p')
+: "${MAX_ITERS:?gptbuild validate architectures/task07-gpu.yaml printed no max_iters}"
 if [ "${DRY_RUN:-0}" = 1 ]; then
   DEVICE=cpu; STEPS=(--steps 1 --warmup 1); COMPILE=""; SAMPLE_S=3
   RUN_S=20; HEADLINE_MINUTES=0.2; CONCURRENT_MINUTES=0.2; COURSE_EVAL_ITERS=1
@@ -70,7 +72,7 @@ fi
 
 # Copies what there is to OUT_DIR: the summary, the stage list and the logs (no checkpoints).
 publish() {
-  summarize > "$LOGS/summary.md" 2>&1
+  summarize > "$LOGS/summary.md" 2>/dev/null
   cp "$LOGS/summary.md" "$LOGS/stages.txt" "$OUT_DIR/"
   tar -C "$WORK" -czf "$OUT_DIR/logs.tar.gz" --exclude='*.safetensors' logs runs 2>/dev/null
 }

@@ -82,7 +82,7 @@ pub fn attend(
         None if start == 0 && n == len => sdpa(None, true),
         // The newest token on a GPU: two products and a softmax. libtorch's SDPA picks cuDNN's
         // attention there, which builds an execution plan for every key length it has not seen:
-        // about 55 ms of host time per generated token until all `block_size` lengths are cached
+        // about 57 ms of host time per generated token until all `block_size` lengths are cached
         // (17.7 characters/s from a task-7 model on an H200).
         None if n == 1 && q.device().is_cuda() && dropout == 0.0 => single_query(q, k, v, scale),
         // The newest token sees every cached one.

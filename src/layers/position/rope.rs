@@ -164,8 +164,9 @@ impl PositionalEncoding for RotaryPositions {
     /// Each pair `(x1, x2)` (channels `i` and `i + hs/2`) turned by its angle θ:
     /// `(x1·cos θ − x2·sin θ, x2·cos θ + x1·sin θ)`, the 2-D rotation matrix written out, computed
     /// as `x·[cos, cos] + [x2, x1]·[−sin, sin]`: the same products and sums, rounded the same way
-    /// (a − b is a + (−b) exactly), in four operations each way instead of nine, which on a GPU,
-    /// where a small model's step is bound by launching its kernels, is what the rotation costs.
+    /// (a − b is a + (−b) exactly), in four operations each way instead of nine (seven in fp32,
+    /// without the casts), which on a GPU, where a small model's step is bound by launching its
+    /// kernels, is what the rotation costs.
     fn rotate(&self, x: &Tensor, start: i64) -> Tensor {
         let size = x.size();
         let (t, head_size) = (size[size.len() - 2], size[size.len() - 1]);
