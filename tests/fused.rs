@@ -7,7 +7,7 @@ mod common;
 use common::random_spec::random_spec;
 use common::tolerance::{self, assert_fp32_close, compare, model_depth, Comparison, BF16, FP32};
 use common::{architecture_files, build, in_fp32, load_spec, spec_from, VOCAB_SIZE};
-use gptbuild::layers::attention::fused;
+use gptbuild::layers::attention::scores::{self, Dropout, Visibility};
 use gptbuild::model::Gpt;
 use gptbuild::spec::Spec;
 use tch::{Device, Kind, Tensor};
@@ -189,12 +189,12 @@ fn a_head_reading_another_heads_keys_is_caught() {
     );
 }
 
-/// The GPU's decoding path ([`fused::single_query`]: one new token attending over the whole cache,
-/// as two products and a softmax) equals libtorch's `scaled_dot_product_attention`, the path it
+/// The GPU's decoding path ([`scores::attend`] for all heads at once: one new token attending over
+/// the whole cache, as two products and a softmax) equals libtorch's `scaled_dot_product_attention`, the path it
 /// replaces there, for every cache length in fp32 and in bf16; and the bound catches a dropped
 /// scale. Run on the CPU, where the arithmetic is the same.
 #[test]
-fn single_query_attention_equals_sdpa_for_every_cache_length() {
+fn one_query_over_the_cache_equals_sdpa_for_every_cache_length() {
     let _rng = common::torch_rng();
     tch::manual_seed(17);
     let (batch, heads, hs) = (2, 3, 8);
@@ -220,7 +220,12 @@ fn single_query_attention_equals_sdpa_for_every_cache_length() {
                 )
                 .to_kind(Kind::Float)
             };
-            let ours = fused::single_query(&q, &k, &v, scale).to_kind(Kind::Float);
+            let visibility = Visibility {
+                future: &Tensor::zeros([1, len], (Kind::Bool, Device::Cpu)),
+                bias: None,
+            };
+            let ours =
+                scores::attend(&q, &k, &v, &visibility, scale, &Dropout::None).to_kind(Kind::Float);
             // The output is a weighted mean of the values, so its rounding is relative to their
             // magnitude, not to the mean's (which shrinks as the cache grows). Four roundings: the
             // scores' product, the softmax, the weights' cast and the weighted sum.

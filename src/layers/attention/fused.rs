@@ -15,6 +15,7 @@
 use tch::{Kind, Tensor};
 
 use crate::kernels::{causal_attention as kernel, dropout::draw_key};
+use crate::layers::attention::scores;
 
 /// Keys or values `[B, Hkv, len, hs]` repeated for the `group` query heads that share each of
 /// them: `[B, Hkv·group, len, hs]`, key/value head `g` serving query heads `g·group..(g+1)·group`.
@@ -80,23 +81,18 @@ pub fn attend(
         }
         // A whole sequence: the plain causal mask, which the fused kernel applies itself.
         None if start == 0 && n == len => sdpa(None, true),
-        // The newest token on a GPU: two products and a softmax. libtorch's SDPA picks cuDNN's
-        // attention there, which builds an execution plan for every key length it has not seen:
-        // about 57 ms of host time per generated token until all `block_size` lengths are cached
-        // (17.7 characters/s from a task-7 model on an H200).
-        None if n == 1 && q.device().is_cuda() && dropout == 0.0 => single_query(q, k, v, scale),
+        // The newest token on a GPU: the course's formulation, two products and a softmax, for
+        // every head at once. In bf16 libtorch's SDPA picks cuDNN's attention there, which builds
+        // an execution plan for every key length it has not seen: about 57 ms of host time per
+        // generated token until all `block_size` lengths are cached (17.7 characters/s from a
+        // task-7 model on an H200).
+        None if n == 1 && q.device().is_cuda() && dropout == 0.0 => {
+            let visibility = scores::Visibility { future, bias: None };
+            scores::attend(q, k, v, &visibility, scale, &scores::Dropout::None)
+        }
         // The newest token sees every cached one.
         None if n == 1 => sdpa(None, false),
         // Several new tokens after cached ones: row i may see columns 0..=start + i.
         None => sdpa(Some(future.logical_not()), false),
     }
-}
-
-/// Attention of one query per head over all of `k` and `v` (no mask: the newest token sees every
-/// cached one), as the course writes it: softmax(q·kᵀ·scale)·v, the softmax in fp32 whatever the
-/// products' dtype. Its shapes never select a kernel by length, so a growing cache costs nothing
-/// but the arithmetic.
-pub fn single_query(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64) -> Tensor {
-    let scores = q.matmul(&k.transpose(-2, -1)) * scale;
-    scores.softmax(-1, Kind::Float).to_kind(v.kind()).matmul(v)
 }
