@@ -104,6 +104,7 @@ const KERNELS: &[&str] = &[
     "src/kernels/adamw.cpp",
     "src/kernels/causal_attention.cpp",
     "src/kernels/dropout.cpp",
+    "src/kernels/linear.cpp",
     "src/kernels/rms_norm.cpp",
 ];
 

@@ -171,6 +171,8 @@ pub struct DeviceReport {
     pub cudnn: bool,
     pub cpu: CpuInfo,
     pub cpu_threads: i32,
+    /// Which library multiplies fp32 matrices on the CPU ([`crate::kernels::linear`]).
+    pub fp32_products: crate::kernels::linear::Fp32Products,
     /// Whether multi-GPU training (c10d's NCCL) was compiled in; Gloo (CPU) always is.
     pub nccl: bool,
 }
@@ -185,6 +187,7 @@ impl DeviceReport {
             cudnn: tch::Cuda::cudnn_is_available(),
             cpu: CpuInfo::of_this_machine(),
             cpu_threads: tch::get_num_threads(),
+            fp32_products: crate::kernels::linear::fp32_products(),
             nccl: crate::distributed::c10d::has_nccl(),
         }
     }
@@ -211,6 +214,7 @@ impl DeviceReport {
              CUDA devices        {}{}\n\
              CPU                 {}\n\
              CPU matrix units    {features}\n\
+             CPU fp32 products   {}\n\
              libtorch threads    {}\n\
              distributed (c10d)  {}\n",
             if self.libtorch_lib.is_empty() {
@@ -222,6 +226,7 @@ impl DeviceReport {
             self.cuda_devices,
             if self.cudnn { " (cuDNN available)" } else { "" },
             self.cpu.model.as_deref().unwrap_or("unknown"),
+            self.fp32_products.name(),
             self.cpu_threads,
             match self.nccl {
                 true => "Gloo for CPU processes, NCCL for GPUs",

@@ -4,7 +4,8 @@
 //! (`kernels::dropout`) against a multiplication by the mask; fp32 and bf16. The mask drops the
 //! fraction asked, differs with the key and is the same for the same key. AdamW's one-pass step
 //! (`kernels::adamw`) against its formula in fp64. RMSNorm's one-pass kernel (`kernels::rms_norm`)
-//! against its formula, in values and in the gradients of the input and the gain.
+//! against its formula, in values and in the gradients of the input and the gain. The fp32 linear
+//! map through oneDNN (`kernels::linear`) against libtorch's, values and the three gradients.
 
 mod common;
 
@@ -12,6 +13,7 @@ use common::tolerance::{compare, Format, BF16, FP32};
 use gptbuild::kernels::adamw::{self, Buffers, StepScalars};
 use gptbuild::kernels::causal_attention::causal_attention;
 use gptbuild::kernels::dropout::{dropout, dropout_keep};
+use gptbuild::kernels::linear;
 use gptbuild::kernels::rms_norm::{self, rms_norm};
 use tch::{Device, Kind, Tensor};
 
@@ -426,4 +428,81 @@ fn rms_norm_equals_its_formula() {
         .expect_err("bf16")
         .to_string();
     assert!(error.starts_with("rms_norm: "), "{error}");
+}
+
+#[test]
+fn the_onednn_linear_equals_the_plain_product() {
+    let _rng = common::torch_rng();
+    tch::manual_seed(9);
+    let cpu = (Kind::Float, Device::Cpu);
+    let x = Tensor::randn([2, 3, 4], cpu);
+    let w = Tensor::randn([5, 4], cpu);
+    if !linear::onednn_runs_fp32() {
+        // Without AVX-512 oneDNN's fp32 product refuses, and the layers never ask for it.
+        let error = linear::linear(&x, &w, None)
+            .expect_err("no AVX-512")
+            .to_string();
+        assert!(error.starts_with("linear: "), "{error}");
+        assert_eq!(linear::fp32_products(), linear::Fp32Products::Mkl);
+        return;
+    }
+    for (shape, out, bias, strided) in [
+        // The small shape's products: tokens × width into the MLP and back, and the head.
+        (vec![12, 64, 128], 512, true, false),
+        (vec![12, 64, 512], 128, true, false),
+        (vec![6, 128, 192], 65, false, false),
+        (vec![7, 13], 3, true, true),
+        (vec![1, 1, 5], 1, false, false),
+    ] {
+        let x = if strided {
+            // Every other column of a wider tensor: not contiguous.
+            let wide: Vec<i64> =
+                [&shape[..shape.len() - 1], &[2 * shape[shape.len() - 1]]].concat();
+            Tensor::randn(wide.as_slice(), cpu).slice(-1, 0, None, 2)
+        } else {
+            Tensor::randn(shape.as_slice(), cpu)
+        };
+        let width = shape[shape.len() - 1];
+        let w = Tensor::randn([out, width], cpu) / (width as f64).sqrt();
+        let b = bias.then(|| Tensor::randn([out], cpu));
+        let out_shape: Vec<i64> = [&shape[..shape.len() - 1], &[out]].concat();
+        let upstream = Tensor::randn(out_shape.as_slice(), cpu);
+        let through = |product: &dyn Fn(&Tensor, &Tensor, Option<&Tensor>) -> Tensor| {
+            let (x, w) = (
+                x.detach().set_requires_grad(true),
+                w.detach().set_requires_grad(true),
+            );
+            let b = b.as_ref().map(|b| b.detach().set_requires_grad(true));
+            let y = product(&x, &w, b.as_ref());
+            (&y * &upstream).sum(Kind::Float).backward();
+            let db = b.map_or_else(|| Tensor::zeros([1], cpu), |b| b.grad());
+            [y.detach(), x.grad(), w.grad(), db]
+        };
+        let fast = through(&|x, w, b| linear::linear(x, w, b).unwrap());
+        let plain = through(&|x, w, b| x.linear(w, b));
+        let names = ["output", "gradient of x", "gradient of W", "gradient of b"];
+        let compared = if bias { 4 } else { 3 };
+        for ((name, fast), plain) in names.iter().zip(&fast).zip(&plain).take(compared) {
+            assert_eq!(fast.size(), plain.size(), "{shape:?}: {name}");
+            // One product (or one sum over the rows), accumulated in another order.
+            compare(fast, plain, FP32, 2.0).assert(&format!("linear {shape:?}: {name}"));
+        }
+    }
+    // The mutation check: W not transposed (a square W, so that the shapes still fit) differs.
+    let x = Tensor::randn([8, 6], cpu);
+    let w = Tensor::randn([6, 6], cpu);
+    let fast = linear::linear(&x, &w, None).unwrap();
+    assert!(!compare(&fast, &x.matmul(&w), FP32, 2.0).is_close());
+    let bf16 = x.to_kind(Kind::BFloat16);
+    assert!(!linear::supports(&bf16, &w, None));
+    // Products too small to pay for oneDNN's set-up stay with libtorch.
+    assert!(!linear::supports(&x, &w, None));
+    let rows = linear::MIN_PRODUCT / 36;
+    let tall = Tensor::zeros([rows + 1, 6], cpu);
+    let expected = linear::fp32_products() == linear::Fp32Products::OneDnn;
+    assert_eq!(linear::supports(&tall, &w, None), expected);
+    let error = linear::linear(&bf16, &w, None)
+        .expect_err("bf16")
+        .to_string();
+    assert!(error.starts_with("linear: "), "{error}");
 }

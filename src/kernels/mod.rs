@@ -7,12 +7,15 @@
 //! - [`dropout`]: dropout with that same mask, for the CPU; the key's source; the mask itself.
 //! - [`adamw`]: AdamW's step in one pass over the optimizer's flat buffers, for the CPU.
 //! - [`rms_norm`]: RMSNorm in one pass each way, for the CPU.
+//! - [`linear`]: the fp32 affine map through oneDNN's products, for AMD CPUs, where MKL's are
+//!   half as fast.
 //!
 //! `counter_mask.h` holds the mask's hash and the vectorisable helpers both share.
 
 pub mod adamw;
 pub mod causal_attention;
 pub mod dropout;
+pub mod linear;
 pub mod rms_norm;
 
 use std::ffi::c_char;
