@@ -18,7 +18,9 @@
 //!   `nvidia-cuda-cccl`, which requirements.txt adds), NCCL groups are compiled in as well.
 //!
 //! - the kernels libtorch lacks (`src/kernels/*.cpp`: causal attention with dropout for the CPU),
-//!   compiled the same way, always optimised (`-O3`), since the tests must run the code users run.
+//!   compiled the same way, always optimised (`-O3`), since the tests must run the code users run;
+//!   with them the parallel region that trains a batch's shares side by side
+//!   (`src/train/thread_split.cpp`).
 //!
 //! The library directory and whether CUDA was linked are passed on to the crate
 //! (`GPTBUILD_LIBTORCH_LIB`, `GPTBUILD_LIBTORCH_CUDA`), for `gptbuild devices` and the test that
@@ -99,13 +101,15 @@ fn compile_c10d_seam(lib: &Path, cuda: bool) {
     );
 }
 
-/// The kernels' C++ files.
+/// The kernels' C++ files, and the parallel region of `training.thread_split: batch`, which needs
+/// the same OpenMP runtime.
 const KERNELS: &[&str] = &[
     "src/kernels/adamw.cpp",
     "src/kernels/causal_attention.cpp",
     "src/kernels/dropout.cpp",
     "src/kernels/linear.cpp",
     "src/kernels/rms_norm.cpp",
+    "src/train/thread_split.cpp",
 ];
 
 /// Compiles the kernels libtorch lacks into a static library linked into the crate.

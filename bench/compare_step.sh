@@ -5,6 +5,7 @@
 #   bench/compare_step.sh [ROUNDS] SPEC...        (default: 5 rounds)
 #
 #   STEPS=10 THREADS=2 WARMUP=3 bench/compare_step.sh architectures/task06.yaml task07
+#   SPLIT=1 bench/compare_step.sh sweeps/cpu-shape.yaml   # also gptbuild with thread_split: batch
 #
 # For each spec: `gptbuild validate` resolves it (PyTorch reads the resolved spec, so both build
 # the same model), then ROUNDS rounds each run the four modes one after the other — gptbuild fp32,
@@ -12,7 +13,9 @@
 # 10) after WARMUP untimed ones (default 3) on THREADS threads (default 2), so that slow phases of
 # a shared machine hit all four alike. Each run reports its median ms per step; the table gives
 # the median of those over the rounds, and its ratio to PyTorch fp32 and to the faster PyTorch
-# mode (below 1: faster than PyTorch). Logs: runs/bench/step/SPEC-MODE-ROUND.log. Run it on a
+# mode (below 1: faster than PyTorch). With SPLIT=1 each round also runs gptbuild in fp32 and bf16
+# with `training.thread_split: batch` (each thread trains its share of the batch alone), the
+# spec's resolved copy with that one line changed. Logs: runs/bench/step/SPEC-MODE-ROUND.log. Run it on a
 # quiet machine.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
@@ -36,6 +39,7 @@ resolved_dir=$(mktemp -d)
 trap 'rm -rf "$resolved_dir"' EXIT
 
 modes=(gptbuild-fp32 gptbuild-bf16 pytorch-fp32 pytorch-bf16-autocast)
+if [[ ${SPLIT:-0} == 1 ]]; then modes+=(gptbuild-fp32-split gptbuild-bf16-split); fi
 
 # The median ms per step of one report (`ms per step         median 39.93, min …`), read on stdin.
 median_ms() { sed -n 's/^ms per step  *median \([0-9.]*\),.*/\1/p'; }
@@ -50,6 +54,8 @@ run_mode() {
   case $mode in
     gptbuild-fp32) "$bin" bench "$spec" "${common[@]}" --precision fp32 ;;
     gptbuild-bf16) "$bin" bench "$spec" "${common[@]}" --precision bf16 ;;
+    gptbuild-fp32-split) "$bin" bench "${resolved%.yaml}-split.yaml" "${common[@]}" --precision fp32 ;;
+    gptbuild-bf16-split) "$bin" bench "${resolved%.yaml}-split.yaml" "${common[@]}" --precision bf16 ;;
     pytorch-fp32) "$python" bench/pytorch_step.py "$resolved" "${common[@]}" --precision fp32 ;;
     pytorch-bf16-autocast)
       "$python" bench/pytorch_step.py "$resolved" "${common[@]}" --precision bf16-autocast ;;
@@ -88,6 +94,11 @@ for spec in "$@"; do
   name=$(basename "$spec" .yaml)
   resolved=$resolved_dir/$name.yaml
   "$bin" validate "$spec" >"$resolved"
+  sed 's/^  thread_split: operations$/  thread_split: batch/' "$resolved" >"${resolved%.yaml}-split.yaml"
+  if [[ ${SPLIT:-0} == 1 ]] && ! grep -q '^  thread_split: batch$' "${resolved%.yaml}-split.yaml"; then
+    echo "error: $spec: no 'thread_split: operations' line in its resolved copy to change" >&2
+    exit 1
+  fi
   for mode in "${modes[@]}"; do declare "times_${mode//-/_}="; done
   for round in $(seq 1 "$rounds"); do
     for mode in "${modes[@]}"; do

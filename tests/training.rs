@@ -239,13 +239,27 @@ fn broken_and_foreign_checkpoints_are_errors() {
 /// generator must be restored too, not only the batch sampler and the optimizer.
 #[test]
 fn a_resumed_run_continues_exactly() {
+    resumed_run_continues_exactly("", 1);
+}
+
+/// The same with the batch split among two threads, each drawing its own dropout keys.
+#[test]
+fn a_resumed_run_split_by_threads_continues_exactly() {
+    resumed_run_continues_exactly("  thread_split: batch\n", 2);
+}
+
+/// Task 5 with dropout 0.1 and `training_yaml` added, on `threads` threads: stopped at 30 and
+/// resumed to 60, against 60 at once.
+fn resumed_run_continues_exactly(training_yaml: &str, threads: i64) {
     let _rng = common::torch_rng();
     let dir = tempfile::tempdir().unwrap();
     let spec_path = dir.path().join("dropout.yaml");
     let task05 = std::fs::read_to_string(common::repo_root().join("architectures/task05.yaml"))
         .unwrap()
-        .replace("  block_size: 8\n", "  block_size: 8\n  dropout: 0.1\n");
+        .replace("  block_size: 8\n", "  block_size: 8\n  dropout: 0.1\n")
+        .replace("training:\n", &format!("training:\n{training_yaml}"));
     assert!(task05.contains("dropout: 0.1"), "{task05}");
+    assert!(task05.contains(training_yaml), "{task05}");
     std::fs::write(&spec_path, task05).unwrap();
     let options = |runs: &str, iters: i64, resume: bool| RunOptions {
         data: Some(corpus_path()),
@@ -254,7 +268,7 @@ fn a_resumed_run_continues_exactly() {
         eval_interval: Some(20),
         eval_iters: Some(3),
         seed: Some(5),
-        threads: Some(1),
+        threads: Some(threads),
         device: Some(gptbuild::spec::DeviceSpec::Cpu),
         resume,
         max_minutes: None,

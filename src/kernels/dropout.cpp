@@ -5,8 +5,9 @@
 // multiplies in another pass; here it is one pass each way, and the backward pass is the same
 // dropout of the gradient (same key, same mask, same scale).
 //
-// Also here: the key's source (libtorch's CPU generator, so tch::manual_seed decides it) and the
-// mask itself, for tests (gptbuild_dropout_keep).
+// Also here: the key's source (libtorch's CPU generator, so tch::manual_seed decides it, or a
+// thread's own generator while that thread trains its share of a batch, src/train/thread_split.rs)
+// and the mask itself, for tests (gptbuild_dropout_keep).
 
 #include "../seam.h"
 #include "counter_mask.h"
@@ -17,10 +18,14 @@
 
 #include <cstdint>
 #include <mutex>
+#include <optional>
 
 namespace {
 
 using namespace gptbuild::kernels;
+
+// This thread's own key source, if gptbuild_seed_thread_keys gave it one.
+thread_local std::optional<at::Generator> thread_keys;
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
@@ -87,12 +92,22 @@ struct Dropout : public torch::autograd::Function<Dropout> {
 
 extern "C" {
 
-// A fresh 64-bit key from libtorch's default CPU generator (what tch::manual_seed seeds).
+// A fresh 64-bit key from this thread's own generator when it has one, else from libtorch's
+// default CPU generator (what tch::manual_seed seeds).
 uint64_t gptbuild_draw_key() {
-  auto generator = at::detail::getDefaultCPUGenerator();
+  at::Generator generator = thread_keys ? *thread_keys : at::detail::getDefaultCPUGenerator();
   std::lock_guard<std::mutex> lock(generator.mutex());
   return at::check_generator<at::CPUGeneratorImpl>(generator)->random64();
 }
+
+// From now on this thread draws its keys from a generator of its own seeded with `seed`: the
+// sequence libtorch's default generator gives after manual_seed(seed), so a thread training its
+// share of a batch draws what a process training that share would, and threads never race for
+// one generator.
+void gptbuild_seed_thread_keys(uint64_t seed) { thread_keys = at::detail::createCPUGenerator(seed); }
+
+// Back to libtorch's default generator for this thread.
+void gptbuild_forget_thread_keys() { thread_keys.reset(); }
 
 // out = dropout(x) with this key, as an autograd node; `*out` receives a new tensor.
 int gptbuild_dropout(const at::Tensor* x, double p, uint64_t key, at::Tensor** out, char* error,

@@ -14,6 +14,8 @@ use super::{new_tensor, KernelError};
 
 extern "C" {
     fn gptbuild_draw_key() -> u64;
+    fn gptbuild_seed_thread_keys(seed: u64);
+    fn gptbuild_forget_thread_keys();
     fn gptbuild_dropout(
         x: *const C_tensor,
         p: f64,
@@ -43,6 +45,33 @@ pub fn supports(x: &Tensor) -> bool {
 pub fn draw_key() -> u64 {
     // SAFETY: takes nothing; locks the generator while it draws.
     unsafe { gptbuild_draw_key() }
+}
+
+/// While it lives, [`draw_key`] on this thread draws from a generator of the thread's own, seeded
+/// with `seed`: the keys libtorch's generator gives after `tch::manual_seed(seed)`, without touching
+/// it. Threads that train shares of one batch side by side ([`crate::train::thread_split`]) each
+/// hold one, so that each draws what a process training its share would draw, whatever the other
+/// threads do meanwhile.
+pub struct ThreadKeys {
+    /// Bound to the thread that seeded it: not `Send`.
+    _thread: std::marker::PhantomData<*const ()>,
+}
+
+impl ThreadKeys {
+    pub fn seeded(seed: u64) -> Self {
+        // SAFETY: sets a thread-local of the C++ side; takes and keeps nothing of ours.
+        unsafe { gptbuild_seed_thread_keys(seed) };
+        ThreadKeys {
+            _thread: std::marker::PhantomData,
+        }
+    }
+}
+
+impl Drop for ThreadKeys {
+    fn drop(&mut self) {
+        // SAFETY: clears the thread-local that `seeded` set on this same thread.
+        unsafe { gptbuild_forget_thread_keys() };
+    }
 }
 
 /// `x` with each element zeroed with probability `p` (by `key`'s mask) and the rest scaled by

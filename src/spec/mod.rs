@@ -25,7 +25,8 @@ use crate::layers::Dims;
 pub use model::{ModelSpec, ResolvedModel, Stack};
 pub use sampling::{Decoding, SamplingSpec};
 pub use training::{
-    AdamWSpec, DecayTarget, DeviceSpec, TrainingSpec, ValEval, WrittenTraining, MAX_MINUTES,
+    AdamWSpec, DecayTarget, DeviceSpec, ThreadSplit, TrainingSpec, ValEval, WrittenTraining,
+    MAX_MINUTES,
 };
 
 /// Where bare spec names (`task06.yaml`, `task06`) are looked up.

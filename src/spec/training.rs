@@ -51,6 +51,13 @@ pub struct TrainingSpec<S = Schedule> {
     /// available core of the machine that runs it, checked when training, evaluation or a
     /// benchmark starts.
     pub threads: i64,
+    /// How those threads share a training step on the CPU: `operations` (libtorch's way: every
+    /// matrix product, norm and softmax split across all of them) or `batch` (each thread trains
+    /// its own share of the batch alone, from the forward pass to the gradient, and the shares'
+    /// gradients are averaged in memory: what as many single-threaded processes would compute,
+    /// without the processes). `batch` pays on small models, whose operations are too small to
+    /// split well; the batch must divide evenly among the threads. A GPU's step ignores it.
+    pub thread_split: ThreadSplit,
     pub device: DeviceSpec,
     /// `fp32`, or `bf16` mixed precision: matrix products in bf16, weights, optimizer state,
     /// norms, softmax and loss in fp32.
@@ -81,6 +88,20 @@ pub enum ValEval {
     Batches,
     /// Every character of the split once, in back-to-back windows.
     WholeSplit,
+}
+
+/// `training.thread_split`: how the CPU threads share a training step.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadSplit {
+    /// libtorch splits each operation across the threads.
+    #[default]
+    Operations,
+    /// Each thread computes the gradient of its share of the batch alone; the gradients are
+    /// averaged.
+    Batch,
 }
 
 /// The parameters weight decay applies to.
@@ -137,6 +158,7 @@ impl<S: Default> Default for TrainingSpec<S> {
             keep_best: true,
             seed: DEFAULT_SEED,
             threads: 0,
+            thread_split: ThreadSplit::Operations,
             device: DeviceSpec::Auto,
             precision: Precision::Fp32,
         }
@@ -207,6 +229,7 @@ impl WrittenTraining {
             keep_best: self.keep_best,
             seed: self.seed,
             threads: self.threads,
+            thread_split: self.thread_split,
             device: self.device,
             precision: self.precision,
         })

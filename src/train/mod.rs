@@ -4,6 +4,7 @@
 pub mod evaluate;
 pub mod optim;
 pub mod replicas;
+pub mod thread_split;
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use crate::spec::{TrainingSpec, ValEval};
 use crate::train::evaluate::{summed_loss, Window, WindowPlan};
 use crate::train::optim::AdamW;
 use crate::train::replicas::{shard, Replicas, Requests, SingleProcess};
+use crate::train::thread_split::{split_gradient, Share};
 
 /// The batch-sampling stream of training; evaluations use streams `1 + iteration`.
 const TRAIN_STREAM: u64 = 0;
@@ -35,6 +37,25 @@ const REPLICA_SALT: u64 = 0x9E37_79B9_7F4A_7C15;
 pub fn dropout_seed(seed: u64, iteration: i64, rank: usize) -> u64 {
     let replica_salt = REPLICA_SALT.wrapping_mul(rank as u64);
     SplitMix64::stream(seed ^ DROPOUT_SALT ^ replica_salt, iteration as u64).next_u64()
+}
+
+/// Checks that a batch divides evenly among `world_size` replicas of `shares` threads each, so
+/// that every share is the same size and none is empty.
+fn check_batch_split(training: &TrainingSpec, world_size: usize, shares: usize) -> Result<()> {
+    let batch_size = training.batch_size;
+    let parts = world_size.saturating_mul(shares);
+    if parts == 0 || batch_size % parts as i64 != 0 {
+        let threads = if shares == 1 {
+            String::new()
+        } else {
+            format!(" of {shares} threads each (training.thread_split: batch: {parts} shares)")
+        };
+        return Err(Error::Usage(format!(
+            "training.batch_size ({batch_size}) must be a multiple of the {world_size} \
+             replicas{threads} training together"
+        )));
+    }
+    Ok(())
 }
 
 /// Average losses on both splits at one iteration.
@@ -98,6 +119,9 @@ pub struct Trainer<'a> {
     last_loss: Option<Tensor>,
     /// The other processes training the same model (none, by default).
     replicas: Box<dyn Replicas>,
+    /// Threads that each train a share of this process's part of the batch
+    /// ([`thread_split`]); 1: one computation, its operations split by libtorch.
+    shares: usize,
     /// When the wall-time budget of [`Trainer::train`] runs out, if it has one.
     deadline: Option<Instant>,
     /// What the replicas requested by the last step (a stop, the end of the time budget).
@@ -123,6 +147,7 @@ impl<'a> Trainer<'a> {
             last_evaluation: None,
             last_loss: None,
             replicas: Box::new(SingleProcess),
+            shares: 1,
             deadline: None,
             requests: Requests::default(),
         }
@@ -132,14 +157,17 @@ impl<'a> Trainer<'a> {
     /// averages the gradient with the others' ([`replicas`]). The batch size must be a multiple
     /// of the world size, so that every replica's share is the same and none is empty.
     pub fn with_replicas(mut self, replicas: Box<dyn Replicas>) -> Result<Self> {
-        let (world_size, batch_size) = (replicas.world_size(), self.training.batch_size);
-        if world_size == 0 || batch_size % world_size as i64 != 0 {
-            return Err(Error::Usage(format!(
-                "training.batch_size ({batch_size}) must be a multiple of the {world_size} \
-                 replicas training together"
-            )));
-        }
+        check_batch_split(&self.training, replicas.world_size(), self.shares)?;
         self.replicas = replicas;
+        Ok(self)
+    }
+
+    /// Trains each step's batch in `threads` shares side by side, one thread each
+    /// (`training.thread_split: batch`, [`thread_split`]); 1 keeps one computation. This process's
+    /// part of the batch must divide evenly among the threads.
+    pub fn with_thread_split(mut self, threads: usize) -> Result<Self> {
+        check_batch_split(&self.training, self.replicas.world_size(), threads)?;
+        self.shares = threads;
         Ok(self)
     }
 
@@ -248,12 +276,33 @@ impl<'a> Trainer<'a> {
         let offsets =
             self.dataset
                 .random_offsets(Split::Train, self.training.batch_size, &mut self.rng);
-        let (x, y) = self
-            .dataset
-            .batch_at(Split::Train, shard(&offsets, rank, world_size));
-        tch::manual_seed(dropout_seed(self.training.seed, self.iteration(), rank) as i64);
-        let logits = self.model.forward_t(&x, true);
-        let loss = Gpt::loss(&logits, &y);
+        let room = self.replicas.room_after_gradient();
+        let (gradient, loss) = if self.shares == 1 {
+            let (x, y) = self
+                .dataset
+                .batch_at(Split::Train, shard(&offsets, rank, world_size));
+            tch::manual_seed(dropout_seed(self.training.seed, self.iteration(), rank) as i64);
+            let loss = Gpt::loss(&self.model.forward_t(&x, true), &y);
+            (self.optimizer.flat_gradient(&loss, room), loss)
+        } else {
+            // Share i of replica `rank` is replica `rank · shares + i` of `world_size · shares`:
+            // its rows of the batch, its dropout keys.
+            let shares: Vec<Share> = (0..self.shares)
+                .map(|i| {
+                    let replica = rank * self.shares + i;
+                    let rows = shard(&offsets, replica, world_size * self.shares);
+                    let (x, y) = self.dataset.batch_at(Split::Train, rows);
+                    let seed = dropout_seed(self.training.seed, self.iteration(), replica);
+                    Share {
+                        x,
+                        y,
+                        dropout_seed: seed,
+                    }
+                })
+                .collect();
+            let split = split_gradient(&self.model, &self.optimizer, &shares, room);
+            (split.gradient, split.loss)
+        };
         let lr = self
             .training
             .schedule
@@ -263,10 +312,7 @@ impl<'a> Trainer<'a> {
             stop: interrupt::requested(),
             out_of_time: self.deadline.is_some_and(|end| Instant::now() >= end),
         };
-        let room = self.replicas.room_after_gradient();
-        let averaged = self
-            .replicas
-            .average_gradient(self.optimizer.flat_gradient(&loss, room), requests)?;
+        let averaged = self.replicas.average_gradient(gradient, requests)?;
         self.optimizer
             .update(&averaged.gradient, lr, self.training.grad_clip)?;
         self.requests = averaged.requests;

@@ -21,6 +21,7 @@ use crate::resources::MemoryEstimate;
 use crate::spec::Spec;
 use crate::train::optim::AdamW;
 use crate::train::replicas::{Replicas, Requests};
+use crate::train::thread_split::{shares_for, split_gradient, Share};
 
 /// The most steps a benchmark times (or warms up with): the timings are kept in memory.
 pub const MAX_STEPS: u64 = 1_000_000;
@@ -46,6 +47,9 @@ pub struct BenchReport {
     pub precision: Precision,
     /// Processes sharing each batch.
     pub world_size: usize,
+    /// Threads that each trained a share of a process's batch (`training.thread_split: batch`);
+    /// 1 for one computation whose operations libtorch splits.
+    pub shares: usize,
     /// Median milliseconds of the gradient exchange per step (0 for one process).
     pub all_reduce_ms: f64,
 }
@@ -67,6 +71,7 @@ impl BenchReport {
              matmul peak GFLOP/s {:.1} ({}, measured now)\n\
              MFU                 {:.1}%\n\
              processes           {}\n\
+             thread split        {}\n\
              all-reduce ms/step  {}\n",
             self.steps,
             self.median_ms,
@@ -79,6 +84,10 @@ impl BenchReport {
             self.precision.name(),
             100.0 * self.mfu(),
             self.world_size,
+            match self.shares {
+                1 => "operations (libtorch splits each one)".to_string(),
+                n => format!("batch ({n} shares a process, one thread each)"),
+            },
             match self.world_size {
                 1 => "none (one process)".to_string(),
                 _ => format!(
@@ -118,14 +127,35 @@ pub fn bench(
             "training.batch_size ({batch}) must be a multiple of the {world_size} processes"
         )));
     }
+    let shares = shares_for(&spec.training, device);
+    if batch % (world_size * shares) as i64 != 0 {
+        return Err(Error::Usage(format!(
+            "training.batch_size ({batch}) must be a multiple of the {world_size} processes' \
+             {shares} threads each (training.thread_split: batch)"
+        )));
+    }
     let share = batch / world_size as i64;
     let x = Tensor::randint(VOCAB_SIZE, [share, block], (Kind::Int64, device));
     let y = Tensor::randint(VOCAB_SIZE, [share, block], (Kind::Int64, device));
+    // Under `thread_split: batch`, each thread's rows, as training splits them.
+    let per_thread = share / shares as i64;
+    let split: Vec<Share> = (0..shares as i64)
+        .map(|i| Share {
+            x: x.narrow(0, i * per_thread, per_thread),
+            y: y.narrow(0, i * per_thread, per_thread),
+            dropout_seed: spec.training.seed.wrapping_add(i as u64),
+        })
+        .collect();
     // (step, all-reduce) milliseconds.
     let mut step = || -> Result<(f64, f64)> {
         let started = Instant::now();
-        let loss = Gpt::loss(&model.forward_t(&x, true), &y);
-        let gradient = optimizer.flat_gradient(&loss, replicas.room_after_gradient());
+        let room = replicas.room_after_gradient();
+        let gradient = if shares == 1 {
+            let loss = Gpt::loss(&model.forward_t(&x, true), &y);
+            optimizer.flat_gradient(&loss, room)
+        } else {
+            split_gradient(&model, &optimizer, &split, room).gradient
+        };
         synchronize(device);
         let exchange = Instant::now();
         let averaged = replicas.average_gradient(gradient, Requests::default())?;
@@ -158,6 +188,7 @@ pub fn bench(
         peak_gflops: matmul_peak_gflops(device, spec.training.precision.compute_kind()),
         precision: spec.training.precision,
         world_size,
+        shares,
         all_reduce_ms: if world_size == 1 {
             0.0
         } else {

@@ -34,6 +34,7 @@ use crate::model::Gpt;
 use crate::resources::{self, MemoryEstimate};
 use crate::spec::{DeviceSpec, Spec, WrittenSpec};
 use crate::train::replicas::Replicas;
+use crate::train::thread_split::shares_for;
 use crate::train::{Evaluation, Trainer};
 use crate::workflow::recorder::{Follower, Recorder};
 
@@ -165,7 +166,8 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
             trainer
         }
         None => trainer,
-    };
+    }
+    .with_thread_split(shares_for(&spec.training, device))?;
     let metrics = metrics.with_characters_per_token(characters_per_token(&dataset));
     write_whole(&dir.join(SPEC_FILE), spec.to_yaml().as_bytes())?;
     let mut recorder = Recorder::new(out, &dir, &spec, tokenizer.as_ref(), metrics, &trainer);
@@ -200,8 +202,9 @@ fn follow(
     replicas: C10dReplicas,
 ) -> Result<RunOutcome> {
     let rank = replicas.rank();
-    let mut trainer =
-        fresh_trainer(spec, tokenizer, dataset, device)?.with_replicas(Box::new(replicas))?;
+    let mut trainer = fresh_trainer(spec, tokenizer, dataset, device)?
+        .with_replicas(Box::new(replicas))?
+        .with_thread_split(shares_for(&spec.training, device))?;
     trainer.synchronize_replicas(data_fingerprint(tokenizer, dataset))?;
     let stop = trainer.train(&mut Follower { rank })?;
     Ok(RunOutcome {
