@@ -488,6 +488,13 @@ fn the_onednn_linear_equals_the_plain_product() {
             compare(fast, plain, FP32, 2.0).assert(&format!("linear {shape:?}: {name}"));
         }
     }
+    // The output is a tensor of its own, not a view made inside the autograd node: a layer after
+    // it may change it in place (libtorch refuses that for such views).
+    let x = Tensor::randn([2, 3, 8], cpu).set_requires_grad(true);
+    let mut y = linear::linear(&x, &Tensor::randn([5, 8], cpu), None).unwrap();
+    let _ = y.relu_();
+    y.sum(Kind::Float).backward();
+    assert_eq!(x.grad().size(), [2, 3, 8]);
     // The mutation check: W not transposed (a square W, so that the shapes still fit) differs.
     let x = Tensor::randn([8, 6], cpu);
     let w = Tensor::randn([6, 6], cpu);

@@ -51,7 +51,8 @@ pub fn draw_key() -> u64 {
 /// with `seed`: the keys libtorch's generator gives after `tch::manual_seed(seed)`, without touching
 /// it. Threads that train shares of one batch side by side ([`crate::train::thread_split`]) each
 /// hold one, so that each draws what a process training its share would draw, whatever the other
-/// threads do meanwhile.
+/// threads do meanwhile. They do not nest: dropping one returns the thread to libtorch's
+/// generator, not to an outer one.
 pub struct ThreadKeys {
     /// Bound to the thread that seeded it: not `Send`.
     _thread: std::marker::PhantomData<*const ()>,

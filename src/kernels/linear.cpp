@@ -13,6 +13,8 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <vector>
+
 // libtorch's oneDNN product (ATen/native/mkldnn/Matmul.h, a header the wheel does not ship):
 // result = alpha * mat1 @ mat2 + beta * result, for contiguous or transposed 2-D operands.
 namespace at::native {
@@ -25,12 +27,22 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-// mat1 @ mat2 into a new [mat1.size(0), mat2.size(1)] tensor.
-at::Tensor product(const at::Tensor& mat1, const at::Tensor& mat2) {
-  at::Tensor result = at::empty({mat1.size(0), mat2.size(1)}, mat1.options());
+// A new tensor of `shape` holding mat1 @ mat2 ([mat1.size(0), mat2.size(1)] as rows): the product
+// is written through a 2-D view, and the tensor itself returned, so that a layer's output is not
+// a view made inside an autograd Function (libtorch forbids in-place changes to those).
+at::Tensor product(const at::Tensor& mat1, const at::Tensor& mat2, at::IntArrayRef shape) {
+  at::Tensor result = at::empty(shape, mat1.options());
   if (mat1.size(1) == 0) return result.zero_();
-  if (result.numel() > 0) at::native::mkldnn_matmul(mat1, mat2, result, 0.0f, 1.0f);
+  if (result.numel() > 0)
+    at::native::mkldnn_matmul(mat1, mat2, result.view({mat1.size(0), mat2.size(1)}), 0.0f, 1.0f);
   return result;
+}
+
+// `sizes` with its last dimension replaced by `last`.
+std::vector<int64_t> with_last(at::IntArrayRef sizes, int64_t last) {
+  std::vector<int64_t> shape = sizes.vec();
+  shape.back() = last;
+  return shape;
 }
 
 struct Linear : public torch::autograd::Function<Linear> {
@@ -42,13 +54,11 @@ struct Linear : public torch::autograd::Function<Linear> {
     at::Tensor x = input.reshape({-1, in}).contiguous();
     at::Tensor weight = weight_in.contiguous();
     // W^T as a transposed view: oneDNN reads it in place.
-    at::Tensor y = product(x, weight.t());
+    at::Tensor y = product(x, weight.t(), with_last(input.sizes(), weight.size(0)));
     if (has_bias) y.add_(bias);
     ctx->save_for_backward({x, weight});
     ctx->saved_data["has_bias"] = has_bias;
-    std::vector<int64_t> shape = input.sizes().vec();
-    shape.back() = weight.size(0);
-    return y.view(shape);
+    return y;
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
@@ -58,14 +68,10 @@ struct Linear : public torch::autograd::Function<Linear> {
     const at::Tensor& weight = saved[1];
     at::Tensor dy = grads[0].reshape({-1, weight.size(0)}).contiguous();
     at::Tensor dx, dw, db;
-    if (ctx->needs_input_grad(0)) dx = product(dy, weight);
-    if (ctx->needs_input_grad(1)) dw = product(dy.t(), x);
+    if (ctx->needs_input_grad(0))
+      dx = product(dy, weight, with_last(grads[0].sizes(), weight.size(1)));
+    if (ctx->needs_input_grad(1)) dw = product(dy.t(), x, weight.sizes());
     if (ctx->needs_input_grad(2) && ctx->saved_data["has_bias"].toBool()) db = dy.sum(0);
-    if (dx.defined()) {
-      std::vector<int64_t> shape = grads[0].sizes().vec();
-      shape.back() = weight.size(1);
-      dx = dx.view(shape);
-    }
     return {dx, dw, db, at::Tensor()};
   }
 };

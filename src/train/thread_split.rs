@@ -61,9 +61,6 @@ pub struct SplitGradient {
     pub gradient: Tensor,
     /// The mean of the shares' losses, detached.
     pub loss: Tensor,
-    /// How many threads ran the shares (fewer than the shares only where the OpenMP runtime gave
-    /// fewer, or without OpenMP).
-    pub threads: usize,
 }
 
 /// Trains each share on its own thread at once and averages what they computed. The shares must
@@ -85,7 +82,8 @@ pub fn split_gradient(
     // table, sits behind a mutex), and their own share — and each builds its own autograd graph,
     // which libtorch's engine runs on the calling thread. Dropout keys come from each thread's
     // own generator (`ThreadKeys`), not from libtorch's shared one.
-    let (results, threads) = unsafe { side_by_side(shares.len(), job) };
+    // (Fewer threads than shares only where the OpenMP runtime gives fewer: each still runs once.)
+    let (results, _threads) = unsafe { side_by_side(shares.len(), job) };
     let n = results.len() as f64;
     let (gradients, losses): (Vec<Tensor>, Vec<Tensor>) = results.into_iter().unzip();
     tch::no_grad(|| {
@@ -99,7 +97,6 @@ pub fn split_gradient(
         SplitGradient {
             gradient,
             loss: Tensor::stack(&losses, 0).mean(Kind::Float),
-            threads,
         }
     })
 }

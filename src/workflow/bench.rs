@@ -14,6 +14,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::device::synchronize;
 use crate::error::{Error, Result};
+use crate::kernels::linear::{self, Fp32Products};
 use crate::layers::precision::Precision;
 use crate::model::summary::FlopsPerToken;
 use crate::model::Gpt;
@@ -86,7 +87,7 @@ impl BenchReport {
             self.world_size,
             match self.shares {
                 1 => "operations (libtorch splits each one)".to_string(),
-                n => format!("batch ({n} shares a process, one thread each)"),
+                n => format!("batch ({n} shares a process, side by side)"),
             },
             match self.world_size {
                 1 => "none (one process)".to_string(),
@@ -199,17 +200,32 @@ pub fn bench(
 
 /// Median throughput of a square matrix product in `kind`, large enough to be compute-bound: 1024²
 /// on a CPU (≈2 GFLOP, milliseconds there), 8192² on a GPU, where a 1024² product is over in
-/// microseconds and would time the kernel launch.
+/// microseconds and would time the kernel launch. Through the library the linear layers use: in
+/// fp32 on a CPU where they multiply through oneDNN ([`crate::kernels::linear`]), oneDNN's
+/// product, about twice MKL's on AMD, or the MFU would be measured against the slower library.
 pub fn matmul_peak_gflops(device: Device, kind: Kind) -> f64 {
     let n = if device.is_cuda() { 8192i64 } else { 1024 };
     let a = Tensor::randn([n, n], (kind, device));
     let b = Tensor::randn([n, n], (kind, device));
-    let _ = a.matmul(&b);
+    let onednn = device == Device::Cpu
+        && kind == Kind::Float
+        && linear::fp32_products() == Fp32Products::OneDnn;
+    let product = || {
+        if onednn {
+            // The layers' own call (aᵀ's transpose aside: the same product size); oneDNN was
+            // probed when chosen, and should it refuse now MKL's product stands in.
+            if let Ok(product) = linear::linear(&a, &b, None) {
+                return product;
+            }
+        }
+        a.matmul(&b)
+    };
+    let _ = product();
     synchronize(device);
     let mut rates: Vec<f64> = (0..7)
         .map(|_| {
             let started = Instant::now();
-            let _ = a.matmul(&b);
+            let _ = product();
             synchronize(device);
             2.0 * (n * n * n) as f64 / started.elapsed().as_secs_f64() / 1e9
         })

@@ -159,6 +159,8 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
     }
     let (dir, trainer, metrics) =
         start_or_resume(&spec, options, tokenizer.as_ref(), &dataset, device)?;
+    // Checked before the replicas meet, as the other ranks check it (`follow`).
+    let trainer = trainer.with_thread_split(shares_for(&spec.training, device))?;
     let mut trainer = match replicas {
         Some(replicas) => {
             let mut trainer = trainer.with_replicas(Box::new(replicas))?;
@@ -166,8 +168,7 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
             trainer
         }
         None => trainer,
-    }
-    .with_thread_split(shares_for(&spec.training, device))?;
+    };
     let metrics = metrics.with_characters_per_token(characters_per_token(&dataset));
     write_whole(&dir.join(SPEC_FILE), spec.to_yaml().as_bytes())?;
     let mut recorder = Recorder::new(out, &dir, &spec, tokenizer.as_ref(), metrics, &trainer);
