@@ -105,6 +105,7 @@ fn compile_c10d_seam(lib: &Path, cuda: bool) {
 /// the same OpenMP runtime.
 const KERNELS: &[&str] = &[
     "src/kernels/adamw.cpp",
+    "src/kernels/attention_per_head.cpp",
     "src/kernels/causal_attention.cpp",
     "src/kernels/dropout.cpp",
     "src/kernels/linear.cpp",
@@ -159,7 +160,9 @@ fn torch_dir(lib: &Path) -> PathBuf {
 fn against_libtorch(torch: &Path) -> cc::Build {
     // The exception guard every entry point includes.
     println!("cargo:rerun-if-changed=src/seam.h");
-    println!("cargo:rerun-if-changed=src/kernels/counter_mask.h");
+    for header in ["counter_mask.h", "attention_per_head.h"] {
+        println!("cargo:rerun-if-changed=src/kernels/{header}");
+    }
     let include = torch.join("include");
     let mut build = cc::Build::new();
     build

@@ -1,6 +1,7 @@
 //! gptbuild's CPU kernels equal the plain formulations with the same mask: causal attention with
-//! dropout (`kernels::causal_attention`) against scores, causal mask, softmax, the mask and the
-//! product with the values, in values and in the gradients of queries, keys and values; dropout
+//! dropout (`kernels::causal_attention`), by both of its routes, against scores, causal mask,
+//! softmax, the mask and the product with the values, in values and in the gradients of queries,
+//! keys and values; dropout
 //! (`kernels::dropout`) against a multiplication by the mask; fp32 and bf16. The mask drops the
 //! fraction asked, differs with the key and is the same for the same key. AdamW's one-pass step
 //! (`kernels::adamw`) against its formula in fp64. RMSNorm's one-pass kernel (`kernels::rms_norm`)
@@ -11,7 +12,7 @@ mod common;
 
 use common::tolerance::{compare, Format, BF16, FP32};
 use gptbuild::kernels::adamw::{self, Buffers, StepScalars};
-use gptbuild::kernels::causal_attention::causal_attention;
+use gptbuild::kernels::causal_attention::{causal_attention, causal_attention_by, Route};
 use gptbuild::kernels::dropout::{dropout, dropout_keep};
 use gptbuild::kernels::linear;
 use gptbuild::kernels::rms_norm::{self, rms_norm};
@@ -64,32 +65,71 @@ fn the_kernel_equals_the_plain_formulation_with_the_same_mask() {
     let _rng = common::torch_rng();
     tch::manual_seed(11);
     let names = ["output", "gradient of q", "gradient of k", "gradient of v"];
+    for route in [Route::Products, Route::PerHead] {
+        for kind in [Kind::Float, Kind::BFloat16] {
+            for (shape, value_width, p) in [
+                ([2, 3, 17, 8], 8, 0.2),
+                ([1, 2, 64, 16], 16, 0.5),
+                ([2, 2, 40, 32], 32, 0.0),
+                ([1, 1, 2, 4], 4, 0.01),
+                // The course's shape: 8 positions, heads of 8.
+                ([4, 4, 8, 8], 8, 0.1),
+                // Values of another width than queries and keys.
+                ([2, 2, 9, 4], 12, 0.3),
+            ] {
+                let [q, k, _] = leaves(shape, kind);
+                let [v, ..] = leaves([shape[0], shape[1], shape[2], value_width], kind);
+                let inputs = [q, k, v];
+                let out_shape = [shape[0], shape[1], shape[2], value_width];
+                let upstream = Tensor::randn(out_shape, (Kind::Float, Device::Cpu));
+                let scale = (shape[3] as f64).powf(-0.5);
+                let key = 0x1234_5678_9abc_def0 ^ shape[2] as u64;
+                let keep = dropout_keep(key, &[shape[0], shape[1], shape[2], shape[2]], p).unwrap();
+                let fast = run(
+                    |q, k, v| causal_attention_by(route, q, k, v, scale, p, key).unwrap(),
+                    &inputs,
+                    &upstream,
+                );
+                let plain = run(
+                    |q, k, v| reference(q, k, v, scale, &keep, p),
+                    &inputs,
+                    &upstream,
+                );
+                for ((name, fast), plain) in names.iter().zip(&fast).zip(&plain) {
+                    // Two products and a softmax forward; the backward pass goes through them
+                    // again.
+                    compare(fast, plain, format_of(kind), 6.0)
+                        .assert(&format!("{route:?} {kind:?} {shape:?} p {p}: {name}"));
+                }
+            }
+        }
+    }
+}
+
+/// The two routes agree with each other as closely as each agrees with the textbook, on the
+/// shapes where the default switches from one to the other.
+#[test]
+fn both_routes_agree_where_the_default_switches() {
+    let _rng = common::torch_rng();
+    tch::manual_seed(16);
+    let names = ["output", "gradient of q", "gradient of k", "gradient of v"];
+    let longest = Route::PER_HEAD_MAX_LENGTH;
+    assert_eq!(Route::for_length(longest), Route::PerHead);
+    assert_eq!(Route::for_length(longest + 1), Route::Products);
     for kind in [Kind::Float, Kind::BFloat16] {
-        for (shape, p) in [
-            ([2, 3, 17, 8], 0.2),
-            ([1, 2, 64, 16], 0.5),
-            ([2, 2, 40, 32], 0.0),
-            ([1, 1, 2, 4], 0.01),
-        ] {
+        for t in [longest, longest + 1] {
+            let shape = [2, 3, t, 16];
             let inputs = leaves(shape, kind);
             let upstream = Tensor::randn(shape, (Kind::Float, Device::Cpu));
-            let scale = (shape[3] as f64).powf(-0.5);
-            let key = 0x1234_5678_9abc_def0 ^ shape[2] as u64;
-            let keep = dropout_keep(key, &[shape[0], shape[1], shape[2], shape[2]], p).unwrap();
-            let fast = run(
-                |q, k, v| causal_attention(q, k, v, scale, p, key).unwrap(),
-                &inputs,
-                &upstream,
-            );
-            let plain = run(
-                |q, k, v| reference(q, k, v, scale, &keep, p),
-                &inputs,
-                &upstream,
-            );
-            for ((name, fast), plain) in names.iter().zip(&fast).zip(&plain) {
-                // Two products and a softmax forward; the backward pass goes through them again.
-                compare(fast, plain, format_of(kind), 6.0)
-                    .assert(&format!("{kind:?} {shape:?} p {p}: {name}"));
+            let [per_head, products] = [Route::PerHead, Route::Products].map(|route| {
+                run(
+                    |q, k, v| causal_attention_by(route, q, k, v, 0.25, 0.2, 77).unwrap(),
+                    &inputs,
+                    &upstream,
+                )
+            });
+            for ((name, a), b) in names.iter().zip(&per_head).zip(&products) {
+                compare(a, b, format_of(kind), 6.0).assert(&format!("{kind:?} T {t}: {name}"));
             }
         }
     }
@@ -109,13 +149,31 @@ fn strided_views_give_what_packed_copies_give() {
         assert!(!strided[0].is_contiguous());
         let packed = strided.each_ref().map(|x| x.contiguous());
         let upstream = Tensor::randn([2, 24, 4, 8], (Kind::Float, Device::Cpu)).transpose(1, 2);
-        let attend =
-            |q: &Tensor, k: &Tensor, v: &Tensor| causal_attention(q, k, v, 0.35, 0.2, 5).unwrap();
-        let from_views = run(attend, &strided, &upstream);
-        let from_copies = run(attend, &packed, &upstream.contiguous());
-        for ((name, views), copies) in names.iter().zip(&from_views).zip(&from_copies) {
-            assert!(views.equal(copies), "{kind:?}: {name}");
+        for route in [Route::Products, Route::PerHead] {
+            let attend = |q: &Tensor, k: &Tensor, v: &Tensor| {
+                causal_attention_by(route, q, k, v, 0.35, 0.2, 5).unwrap()
+            };
+            let from_views = run(attend, &strided, &upstream);
+            let from_copies = run(attend, &packed, &upstream.contiguous());
+            for ((name, views), copies) in names.iter().zip(&from_views).zip(&from_copies) {
+                assert!(views.equal(copies), "{route:?} {kind:?}: {name}");
+            }
         }
+        // One head at a time writes the heads side by side, so merging them is a view.
+        let out = causal_attention_by(
+            Route::PerHead,
+            &strided[0],
+            &strided[1],
+            &strided[2],
+            0.35,
+            0.2,
+            5,
+        )
+        .unwrap();
+        assert!(
+            out.transpose(1, 2).is_contiguous(),
+            "{kind:?}: heads side by side"
+        );
     }
 }
 

@@ -18,9 +18,14 @@
 // dropout.cpp; the hash is counter_mask.h). The key comes from the caller (src/kernels/ draws it
 // from libtorch's generator, which the trainer seeds per iteration).
 //
+// Short sequences take a second route through the same autograd node: one head at a time, the
+// products written out beside the row passes (attention_per_head.cpp), where libtorch's calls for
+// tiny matrices cost far more than their arithmetic. The caller picks the route.
+//
 // Every entry point turns a C++ exception into a return code and a message.
 
 #include "../seam.h"
+#include "attention_per_head.h"
 #include "counter_mask.h"
 
 #include <ATen/ATen.h>
@@ -45,7 +50,7 @@ using torch::autograd::tensor_list;
 template <typename T>
 ALWAYS_INLINE void forward_row(const T* __restrict__ scores, float* __restrict__ probs,
                                T* __restrict__ dropped, int64_t cols, int64_t visible,
-                 float scale, uint64_t row, uint32_t threshold, float keep_scale) {
+                               float scale, uint64_t row, uint32_t threshold, float keep_scale) {
   float maximum = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : maximum)
   for (int64_t j = 0; j < visible; ++j) maximum = std::max(maximum, load(scores, j) * scale);
@@ -145,10 +150,25 @@ CLONES void backward_rows_bf16(const float* w, bf16_bits* g, bf16_bits* d, int64
   backward_rows(w, g, d, begin, end, cols, scale, key, threshold, keep_scale);
 }
 
+// The two routes, as the Rust side names them (src/kernels/causal_attention.rs: Route).
+constexpr int64_t kProducts = 0;  // libtorch's batched products around the row passes
+constexpr int64_t kPerHead = 1;   // one head at a time, for short sequences (attention_per_head.cpp)
+
 struct CausalAttention : public torch::autograd::Function<CausalAttention> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
-                            const at::Tensor& v, double scale, double p, int64_t key) {
+                            const at::Tensor& v, double scale, double p, int64_t key,
+                            int64_t route) {
     at::NoGradGuard no_grad;
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["p"] = p;
+    ctx->saved_data["key"] = key;
+    ctx->saved_data["route"] = route;
+    if (route == kPerHead) {
+      at::Tensor probs;
+      at::Tensor out = per_head_forward(q, k, v, probs, scale, p, static_cast<uint64_t>(key));
+      ctx->save_for_backward({q, k, v, probs});
+      return out;
+    }
     // Queries, keys and values usually arrive as views of one [B, T, (H + 2 Hkv) hs] projection,
     // heads strided across it; the batched products need each head's rows packed, so they are
     // packed once here and kept for the backward pass, whose products would otherwise pack them
@@ -174,9 +194,6 @@ struct CausalAttention : public torch::autograd::Function<CausalAttention> {
                           unsigned_key, threshold, keep_scale);
     });
     ctx->save_for_backward({q_packed, k_packed, v_packed, probs});
-    ctx->saved_data["scale"] = scale;
-    ctx->saved_data["p"] = p;
-    ctx->saved_data["key"] = key;
     return at::matmul(dropped, v_packed);
   }
 
@@ -186,6 +203,11 @@ struct CausalAttention : public torch::autograd::Function<CausalAttention> {
     const double scale = ctx->saved_data["scale"].toDouble();
     const double p = ctx->saved_data["p"].toDouble();
     const int64_t key = ctx->saved_data["key"].toInt();
+    if (ctx->saved_data["route"].toInt() == kPerHead) {
+      auto [grad_q, grad_k, grad_v] =
+          per_head_backward(grads[0], q, k, v, probs, scale, p, static_cast<uint64_t>(key));
+      return {grad_q, grad_k, grad_v, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    }
     // Packed once: the gradient arrives as heads strided across [B, T, H hs], and two products
     // read it.
     at::Tensor grad_out = grads[0].to(v.scalar_type()).contiguous();
@@ -210,12 +232,13 @@ struct CausalAttention : public torch::autograd::Function<CausalAttention> {
     at::Tensor grad_q = at::matmul(grad, k);
     at::Tensor grad_k = at::matmul(grad.transpose(-2, -1), q);
     at::Tensor grad_v = at::matmul(dropped.transpose(-2, -1), grad_out);
-    return {grad_q, grad_k, grad_v, at::Tensor(), at::Tensor(), at::Tensor()};
+    return {grad_q, grad_k, grad_v, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 
-void check_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double p) {
+void check_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, double p,
+                  int64_t route) {
   TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
               "causal attention: queries, keys and values must be [B, H, T, hs]");
   TORCH_CHECK(q.sizes() == k.sizes() && k.size(2) == v.size(2) && q.size(1) == v.size(1) &&
@@ -228,20 +251,22 @@ void check_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
   TORCH_CHECK(q.scalar_type() == at::kFloat || q.scalar_type() == at::kBFloat16,
               "causal attention: fp32 or bf16 only");
   TORCH_CHECK(p >= 0.0 && p < 1.0, "causal attention: dropout must be in [0, 1)");
+  TORCH_CHECK(route == kProducts || route == kPerHead, "causal attention: no route ", route);
 }
 
 }  // namespace
 
 extern "C" {
 
-// out = dropout(softmax(scale q k^T, causal)) v as an autograd node; `*out` receives a new tensor.
+// out = dropout(softmax(scale q k^T, causal)) v as an autograd node, by `route` (kProducts or
+// kPerHead); `*out` receives a new tensor.
 int gptbuild_causal_attention(const at::Tensor* q, const at::Tensor* k, const at::Tensor* v,
-                              double scale, double p, uint64_t key, at::Tensor** out, char* error,
-                              size_t error_len) {
+                              double scale, double p, uint64_t key, int32_t route, at::Tensor** out,
+                              char* error, size_t error_len) {
   return gptbuild::guarded(error, error_len, [&] {
-    check_inputs(*q, *k, *v, p);
+    check_inputs(*q, *k, *v, p, route);
     at::Tensor result =
-        CausalAttention::apply(*q, *k, *v, scale, p, static_cast<int64_t>(key));
+        CausalAttention::apply(*q, *k, *v, scale, p, static_cast<int64_t>(key), route);
     *out = new at::Tensor(std::move(result));
   });
 }

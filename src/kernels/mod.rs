@@ -3,7 +3,9 @@
 //! Rust side beside it, which is the only code that calls it.
 //!
 //! - [`causal_attention`]: causal self-attention with dropout on the attention weights, for the
-//!   CPU, whose mask is a hash of (key, row, column) rather than a stored draw.
+//!   CPU, whose mask is a hash of (key, row, column) rather than a stored draw; short sequences
+//!   one head at a time (`attention_per_head.cpp`), where libtorch's calls cost more than the
+//!   arithmetic of their tiny matrices.
 //! - [`dropout`]: dropout with that same mask, for the CPU; the key's source; the mask itself.
 //! - [`adamw`]: AdamW's step in one pass over the optimizer's flat buffers, for the CPU.
 //! - [`rms_norm`]: RMSNorm in one pass each way, for the CPU.

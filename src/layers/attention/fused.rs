@@ -10,11 +10,12 @@
 //! With dropout on the weights, libtorch's fused CPU kernel does not apply (it has no dropout), so a
 //! whole causal sequence on the CPU goes to gptbuild's own kernel
 //! ([`crate::kernels::causal_attention`]), whose mask the per-head formulation applies too; in
-//! bf16 it goes there without dropout as well, where it is the faster of the two.
+//! bf16 and for short sequences it goes there without dropout as well, where it is the faster.
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
-use crate::kernels::{causal_attention as kernel, dropout::draw_key};
+use crate::kernels::causal_attention::{self as kernel, CpuAttention};
+use crate::kernels::dropout::draw_key;
 use crate::layers::attention::scores;
 
 /// Keys or values `[B, Hkv, len, hs]` repeated for the `group` query heads that share each of
@@ -66,18 +67,20 @@ pub fn attend(
             ),
             false,
         ),
-        // A whole sequence on the CPU with dropout, or in bf16: our kernel, which has dropout and
-        // whose two batched products beat libtorch's flash attention in bf16 (its tiles each go
-        // through a oneDNN call of their own: a bf16 training step of `sweeps/cpu-shape.yaml`
-        // took 32 ms with it and 19.5 with our kernel on an Intel Xeon with AMX; in fp32 flash
-        // attention stays ahead, 24.5 against 27.4 ms).
-        None if start == 0
-            && n == len
-            && (dropout > 0.0 || q.kind() == Kind::BFloat16)
-            && kernel::supports(q) =>
-        {
-            kernel::causal_attention(q, k, v, scale, dropout, draw_key())
-                .unwrap_or_else(|error| panic!("{error}"))
+        // A whole sequence on the CPU: our kernel where it is the faster or the only one (with
+        // dropout, in bf16, and for short sequences; `kernel::cpu_attention` says why), the same
+        // mask as the per-head formulation's.
+        None if start == 0 && n == len && kernel::supports(q) => {
+            match kernel::cpu_attention(n, q.kind(), dropout) {
+                CpuAttention::Kernel(route) => {
+                    // A key only for a mask: without dropout libtorch's generator is left as it
+                    // was, so evaluation and sampling draw what they drew before.
+                    let key = if dropout > 0.0 { draw_key() } else { 0 };
+                    kernel::causal_attention_by(route, q, k, v, scale, dropout, key)
+                        .unwrap_or_else(|error| panic!("{error}"))
+                }
+                CpuAttention::Libtorch => sdpa(None, true),
+            }
         }
         // A whole sequence: the plain causal mask, which the fused kernel applies itself.
         None if start == 0 && n == len => sdpa(None, true),
