@@ -12,7 +12,10 @@ mod common;
 
 use common::tolerance::{compare, Format, BF16, FP32};
 use gptbuild::kernels::adamw::{self, Buffers, StepScalars};
-use gptbuild::kernels::causal_attention::{causal_attention, causal_attention_by, Route};
+use gptbuild::kernels::causal_attention::{
+    causal_attention, causal_attention_by, cpu_attention, CpuAttention, Route,
+    OVERRIDE as ATTENTION_OVERRIDE,
+};
 use gptbuild::kernels::dropout::{dropout, dropout_keep};
 use gptbuild::kernels::linear;
 use gptbuild::kernels::rms_norm::{self, rms_norm};
@@ -177,7 +180,8 @@ fn strided_views_give_what_packed_copies_give() {
     }
 }
 
-/// The same comparison fails, by far, against another key's mask: the test sees the mask.
+/// The same comparison fails, by far, against another key's mask: the test sees the mask, on
+/// either route.
 #[test]
 fn another_keys_mask_is_caught() {
     let _rng = common::torch_rng();
@@ -186,21 +190,51 @@ fn another_keys_mask_is_caught() {
     let inputs = leaves(shape, Kind::Float);
     let upstream = Tensor::randn(shape, (Kind::Float, Device::Cpu));
     let other = dropout_keep(2, &[2, 2, 32, 32], 0.2).unwrap();
-    let fast = run(
-        |q, k, v| causal_attention(q, k, v, 0.35, 0.2, 1).unwrap(),
-        &inputs,
-        &upstream,
-    );
     let plain = run(
         |q, k, v| reference(q, k, v, 0.35, &other, 0.2),
         &inputs,
         &upstream,
     );
-    for (fast, plain) in fast.iter().zip(&plain) {
-        let comparison = compare(fast, plain, FP32, 6.0);
-        assert!(
-            comparison.difference > 1000.0 * comparison.bound,
-            "another mask should be caught by a wide margin: {comparison:?}"
+    for route in [Route::Products, Route::PerHead] {
+        let fast = run(
+            |q, k, v| causal_attention_by(route, q, k, v, 0.35, 0.2, 1).unwrap(),
+            &inputs,
+            &upstream,
+        );
+        for (fast, plain) in fast.iter().zip(&plain) {
+            let comparison = compare(fast, plain, FP32, 6.0);
+            assert!(
+                comparison.difference > 1000.0 * comparison.bound,
+                "{route:?}: another mask should be caught by a wide margin: {comparison:?}"
+            );
+        }
+    }
+}
+
+/// Who attends on the CPU by default: the kernel wherever there is dropout or bf16, one head at a
+/// time up to 32 positions, libtorch's flash attention for longer fp32 sequences without dropout.
+#[test]
+fn the_cpu_attention_choice_follows_dropout_dtype_and_length() {
+    if std::env::var(ATTENTION_OVERRIDE).is_ok() {
+        return; // an override is set for the process: the defaults are not what runs
+    }
+    let per_head = CpuAttention::Kernel(Route::PerHead);
+    let products = CpuAttention::Kernel(Route::Products);
+    let cases = [
+        (8, Kind::Float, 0.0, per_head),
+        (32, Kind::Float, 0.0, per_head),
+        (33, Kind::Float, 0.0, CpuAttention::Libtorch),
+        (256, Kind::Float, 0.0, CpuAttention::Libtorch),
+        (8, Kind::Float, 0.2, per_head),
+        (256, Kind::Float, 0.2, products),
+        (8, Kind::BFloat16, 0.0, per_head),
+        (256, Kind::BFloat16, 0.0, products),
+    ];
+    for (length, kind, p, expected) in cases {
+        assert_eq!(
+            cpu_attention(length, kind, p),
+            expected,
+            "{length} positions, {kind:?}, dropout {p}"
         );
     }
 }

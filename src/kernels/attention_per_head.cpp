@@ -12,8 +12,9 @@
 // causal_attention.cpp and the weighted sums in loops over the head's few rows, and writes the
 // output where merging the heads wants it: [B, T, H, hv] in memory, so the [B, T, H hv] that the
 // next projection reads is a view, not a copy. The backward pass writes the three gradients laid
-// out the same way, which is the layout of the qkv projection's gradient, so autograd's views add
-// no copies either. Task 4's step went from 1.37 to 0.97 ms on that core.
+// out the same way, the layout of the qkv projection's output, so autograd's transposes and views
+// of them add no copies (the split's backward still joins the three). Task 4's step went from
+// 1.37 to 0.97 ms on that core.
 //
 // The arithmetic is the batched route's, in another order: scores and products summed in fp32 (in
 // bf16 the batched route rounds the scores and the dropped weights to bf16 between its products),
@@ -154,17 +155,19 @@ ALWAYS_INLINE void forward_row_padded(float* __restrict__ scores, float* __restr
   }
 }
 
-// causal_attention.cpp's backward row pass over a padded row: the weights there are 0, so their
-// columns give 0 without a bound (the gradient `grad` is finite everywhere: its padding sums
-// zeros).
+// causal_attention.cpp's backward row pass over a padded row. Columns past `visible` (the
+// future's and the padding's) are masked out of the weights' gradient, as the batched route never
+// reads them: their weights are 0 anyway, but a non-finite value there must not reach the sum.
 template <bool kDropout>
 ALWAYS_INLINE void backward_row_padded(const float* __restrict__ probs, float* __restrict__ grad,
-                                       float* __restrict__ dropped, int64_t width, float scale,
-                                       uint64_t row, uint32_t threshold, float keep_scale) {
+                                       float* __restrict__ dropped, int64_t width, int64_t visible,
+                                       float scale, uint64_t row, uint32_t threshold,
+                                       float keep_scale) {
   float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
   for (int64_t j = 0; j < width; ++j) {
-    const uint32_t mask = kDropout ? kept(row, static_cast<uint32_t>(j), threshold) : ~0U;
+    const uint32_t seen = 0U - static_cast<uint32_t>(j < visible);
+    const uint32_t mask = kDropout ? kept(row, static_cast<uint32_t>(j), threshold) & seen : seen;
     const float grad_weight = masked(grad[j] * keep_scale, mask);
     grad[j] = grad_weight;
     dropped[j] = masked(probs[j] * keep_scale, mask);
@@ -237,7 +240,7 @@ ALWAYS_INLINE void backward_heads(const Heads<T>& a, const T* grad_out, Strides 
       // The gradient of the dropped weights, dD = dout v^T, then the row pass turns it into the
       // scores' gradient dS and gives the dropped weights D again.
       weighted_rows(upstream + i * vw, values, tw, hv, tw, grad);
-      backward_row_padded<kDropout>(probs + row * tw, grad, dropped, tw, a.scale,
+      backward_row_padded<kDropout>(probs + row * tw, grad, dropped, tw, i + 1, a.scale,
                                     row_bits(a.key, static_cast<uint64_t>(row)), a.threshold,
                                     a.keep_scale);
       // dq_i = dS_i k;  dk_j += dS_ij q_i;  dv_j += D_ij dout_i.

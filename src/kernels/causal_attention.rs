@@ -10,9 +10,9 @@
 //! The mask is a counter-based generator: element `(row, column)` survives when a hash of
 //! `(key, row, column)` is at least `p·2³²`. Nothing is drawn or stored per element; the backward
 //! pass recomputes it; [`super::dropout::dropout_keep`] returns the very mask a call used, which is how the tests
-//! hold the kernel equal to the plain formulation, values and gradients. The key is drawn once per
-//! call from libtorch's generator ([`super::dropout::draw_key`]), which the trainer seeds per iteration, so a run is
-//! reproducible and resumes exactly.
+//! hold the kernel equal to the plain formulation, values and gradients. The caller draws the key,
+//! once per call with dropout, from libtorch's generator ([`super::dropout::draw_key`]), which the
+//! trainer seeds per iteration, so a run is reproducible and resumes exactly.
 //!
 //! Two routes compute the same thing ([`Route`]): libtorch's batched products around one pass per
 //! row, and, for short sequences, one head at a time with the products written out beside the
@@ -48,7 +48,7 @@ pub enum Route {
     /// libtorch's batched matrix products (MKL or oneDNN) around one pass per row of weights.
     Products,
     /// One head at a time, products and row passes in one loop over the head's rows, reading the
-    /// inputs where they lie and writing the output as `[B, T, H, hs]` (heads side by side).
+    /// inputs where they lie and writing the output laid out as `[B, T, H, hv]` (heads side by side).
     PerHead,
 }
 
