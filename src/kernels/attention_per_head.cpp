@@ -50,8 +50,7 @@ at::Tensor heads_side_by_side(int64_t b, int64_t h, int64_t t, int64_t d,
   return at::empty_strided({b, h, t, d}, {t * h * d, d, h * d, 1}, options);
 }
 
-// The sizes and places one call's loops share; `T` is the inputs' storage type.
-template <typename T>
+// The sizes and scalars one call's loops share.
 struct Heads {
   int64_t heads, t, hs, hv;  // H, T, the queries' and keys' width, the values' width
   float scale;
@@ -178,7 +177,7 @@ ALWAYS_INLINE void backward_row_padded(const float* __restrict__ probs, float* _
 }
 
 template <typename T, bool kDropout>
-ALWAYS_INLINE void forward_heads(const Heads<T>& a, const T* q, Strides qs, const T* k, Strides ks,
+ALWAYS_INLINE void forward_heads(const Heads& a, const T* q, Strides qs, const T* k, Strides ks,
                                  const T* v, Strides vs, float* probs, T* out, Strides os,
                                  int64_t begin, int64_t end) {
   const int64_t t = a.t, hs = a.hs, hv = a.hv;
@@ -210,7 +209,7 @@ ALWAYS_INLINE void forward_heads(const Heads<T>& a, const T* q, Strides qs, cons
 }
 
 template <typename T, bool kDropout>
-ALWAYS_INLINE void backward_heads(const Heads<T>& a, const T* grad_out, Strides gs, const T* q,
+ALWAYS_INLINE void backward_heads(const Heads& a, const T* grad_out, Strides gs, const T* q,
                                   Strides qs, const T* k, Strides ks, const T* v, Strides vs,
                                   const float* probs, T* dq, T* dk, T* dv, Strides ds, Strides dvs,
                                   int64_t begin, int64_t end) {
@@ -259,7 +258,7 @@ ALWAYS_INLINE void backward_heads(const Heads<T>& a, const T* grad_out, Strides 
 }
 
 // Each dtype's loops compiled for each instruction set (counter_mask.h's CLONES).
-CLONES void forward_heads_f32(const Heads<float>& a, const float* q, Strides qs, const float* k,
+CLONES void forward_heads_f32(const Heads& a, const float* q, Strides qs, const float* k,
                               Strides ks, const float* v, Strides vs, float* probs, float* out,
                               Strides os, int64_t begin, int64_t end) {
   if (a.drops())
@@ -268,7 +267,7 @@ CLONES void forward_heads_f32(const Heads<float>& a, const float* q, Strides qs,
     forward_heads<float, false>(a, q, qs, k, ks, v, vs, probs, out, os, begin, end);
 }
 
-CLONES void forward_heads_bf16(const Heads<bf16_bits>& a, const bf16_bits* q, Strides qs,
+CLONES void forward_heads_bf16(const Heads& a, const bf16_bits* q, Strides qs,
                                const bf16_bits* k, Strides ks, const bf16_bits* v, Strides vs,
                                float* probs, bf16_bits* out, Strides os, int64_t begin,
                                int64_t end) {
@@ -278,7 +277,7 @@ CLONES void forward_heads_bf16(const Heads<bf16_bits>& a, const bf16_bits* q, St
     forward_heads<bf16_bits, false>(a, q, qs, k, ks, v, vs, probs, out, os, begin, end);
 }
 
-CLONES void backward_heads_f32(const Heads<float>& a, const float* grad_out, Strides gs,
+CLONES void backward_heads_f32(const Heads& a, const float* grad_out, Strides gs,
                                const float* q, Strides qs, const float* k, Strides ks,
                                const float* v, Strides vs, const float* probs, float* dq,
                                float* dk, float* dv, Strides ds, Strides dvs, int64_t begin,
@@ -291,7 +290,7 @@ CLONES void backward_heads_f32(const Heads<float>& a, const float* grad_out, Str
                                  dvs, begin, end);
 }
 
-CLONES void backward_heads_bf16(const Heads<bf16_bits>& a, const bf16_bits* grad_out, Strides gs,
+CLONES void backward_heads_bf16(const Heads& a, const bf16_bits* grad_out, Strides gs,
                                 const bf16_bits* q, Strides qs, const bf16_bits* k, Strides ks,
                                 const bf16_bits* v, Strides vs, const float* probs,
                                 bf16_bits* dq, bf16_bits* dk, bf16_bits* dv, Strides ds,
@@ -304,8 +303,7 @@ CLONES void backward_heads_bf16(const Heads<bf16_bits>& a, const bf16_bits* grad
                                      ds, dvs, begin, end);
 }
 
-template <typename T>
-Heads<T> heads_of(const at::Tensor& q, const at::Tensor& v, double scale, double p, uint64_t key) {
+Heads heads_of(const at::Tensor& q, const at::Tensor& v, double scale, double p, uint64_t key) {
   return {q.size(1),
           q.size(2),
           q.size(3),
@@ -340,14 +338,13 @@ at::Tensor per_head_forward(const at::Tensor& q, const at::Tensor& k, const at::
   at::Tensor out = heads_side_by_side(b, h, t, v.size(3), v.options());
   probs = at::empty({b, h, t, padded(t)}, q.options().dtype(at::kFloat));
   const Strides qs = strides_of(q), ks = strides_of(k), vs = strides_of(v), os = strides_of(out);
+  const Heads a = heads_of(q, v, scale, p, key);
   if (q.scalar_type() == at::kFloat) {
-    const Heads<float> a = heads_of<float>(q, v, scale, p, key);
     over_heads(q, v, [&](int64_t begin, int64_t end) {
       forward_heads_f32(a, in_f32(q), qs, in_f32(k), ks, in_f32(v), vs, out_f32(probs),
                         out_f32(out), os, begin, end);
     });
   } else {
-    const Heads<bf16_bits> a = heads_of<bf16_bits>(q, v, scale, p, key);
     over_heads(q, v, [&](int64_t begin, int64_t end) {
       forward_heads_bf16(a, in_bf16(q), qs, in_bf16(k), ks, in_bf16(v), vs, out_f32(probs),
                          out_bf16(out), os, begin, end);
@@ -367,15 +364,14 @@ std::array<at::Tensor, 3> per_head_backward(const at::Tensor& grad_out, const at
   at::Tensor dv = heads_side_by_side(b, h, t, v.size(3), v.options());
   const Strides gs = strides_of(upstream), qs = strides_of(q), ks = strides_of(k),
                 vs = strides_of(v), ds = strides_of(dq), dvs = strides_of(dv);
+  const Heads a = heads_of(q, v, scale, p, key);
   if (q.scalar_type() == at::kFloat) {
-    const Heads<float> a = heads_of<float>(q, v, scale, p, key);
     over_heads(q, v, [&](int64_t begin, int64_t end) {
       backward_heads_f32(a, in_f32(upstream), gs, in_f32(q), qs, in_f32(k), ks, in_f32(v), vs,
                          in_f32(probs), out_f32(dq), out_f32(dk), out_f32(dv), ds, dvs, begin,
                          end);
     });
   } else {
-    const Heads<bf16_bits> a = heads_of<bf16_bits>(q, v, scale, p, key);
     over_heads(q, v, [&](int64_t begin, int64_t end) {
       backward_heads_bf16(a, in_bf16(upstream), gs, in_bf16(q), qs, in_bf16(k), ks, in_bf16(v),
                           vs, in_f32(probs), out_bf16(dq), out_bf16(dk), out_bf16(dv), ds, dvs,
