@@ -6,6 +6,7 @@
 #
 #   STEPS=10 THREADS=2 WARMUP=3 bench/compare_step.sh architectures/task06.yaml task07
 #   SPLIT=1 bench/compare_step.sh sweeps/cpu-shape.yaml   # also gptbuild with thread_split: batch
+#   MATMUL=1 bench/compare_step.sh sweeps/cpu-shape.yaml  # also gptbuild fp32 on MKL and on oneDNN
 #
 # For each spec: `gptbuild validate` resolves it (PyTorch reads the resolved spec, so both build
 # the same model), then ROUNDS rounds each run the four modes one after the other — gptbuild fp32,
@@ -15,8 +16,11 @@
 # the median of those over the rounds, and its ratio to PyTorch fp32 and to the faster PyTorch
 # mode (below 1: faster than PyTorch). With SPLIT=1 each round also runs gptbuild in fp32 and bf16
 # with `training.thread_split: batch` (each thread trains its share of the batch alone), the
-# spec's resolved copy with that one line changed. Logs: runs/bench/step/SPEC-MODE-ROUND.log. Run it on a
-# quiet machine.
+# spec's resolved copy with that one line changed. With MATMUL=1 each round also runs gptbuild in
+# fp32 with each library for its fp32 products forced (GPTBUILD_FP32_MATMUL=mkl, =onednn; the
+# plain mode takes the library `gptbuild devices` names: oneDNN on AMD CPUs with AVX-512, MKL
+# elsewhere), to measure the choice on a new CPU. Logs: runs/bench/step/SPEC-MODE-ROUND.log. Run
+# it on a quiet machine.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/env.sh"
 cd "$ROOT"
@@ -40,6 +44,16 @@ trap 'rm -rf "$resolved_dir"' EXIT
 
 modes=(gptbuild-fp32 gptbuild-bf16 pytorch-fp32 pytorch-bf16-autocast)
 if [[ ${SPLIT:-0} == 1 ]]; then modes+=(gptbuild-fp32-split gptbuild-bf16-split); fi
+if [[ ${MATMUL:-0} == 1 ]]; then
+  modes+=(gptbuild-fp32-mkl gptbuild-fp32-onednn)
+  # The override falls back to MKL where oneDNN cannot multiply fp32 (no AVX-512): say so rather
+  # than report MKL twice under two names.
+  devices=$(GPTBUILD_FP32_MATMUL=onednn "$bin" devices)
+  if ! grep -q '^CPU fp32 products *oneDNN' <<<"$devices"; then
+    echo "error: MATMUL=1: oneDNN does not multiply fp32 on this CPU (gptbuild devices)" >&2
+    exit 1
+  fi
+fi
 
 # The median ms per step of one report (`ms per step         median 39.93, min …`), read on stdin.
 median_ms() { sed -n 's/^ms per step  *median \([0-9.]*\),.*/\1/p'; }
@@ -56,6 +70,9 @@ run_mode() {
     gptbuild-bf16) "$bin" bench "$spec" "${common[@]}" --precision bf16 ;;
     gptbuild-fp32-split) "$bin" bench "${resolved%.yaml}-split.yaml" "${common[@]}" --precision fp32 ;;
     gptbuild-bf16-split) "$bin" bench "${resolved%.yaml}-split.yaml" "${common[@]}" --precision bf16 ;;
+    gptbuild-fp32-mkl) GPTBUILD_FP32_MATMUL=mkl "$bin" bench "$spec" "${common[@]}" --precision fp32 ;;
+    gptbuild-fp32-onednn)
+      GPTBUILD_FP32_MATMUL=onednn "$bin" bench "$spec" "${common[@]}" --precision fp32 ;;
     pytorch-fp32) "$python" bench/pytorch_step.py "$resolved" "${common[@]}" --precision fp32 ;;
     pytorch-bf16-autocast)
       "$python" bench/pytorch_step.py "$resolved" "${common[@]}" --precision bf16-autocast ;;
