@@ -5,7 +5,9 @@
 //! Beside it, `training.safetensors` holds what resuming needs besides the weights: the optimizer's
 //! moments, the step counter and the batch sampler's state.
 //!
-//! Files are written under a temporary name and renamed, so a crash never leaves half a checkpoint.
+//! Files are written under a temporary name and renamed, so a crash never leaves half a checkpoint;
+//! a run's weights and training state are written as one ([`save_resumable`]), so a failure
+//! between the two (a full disk) never leaves a pair that does not match.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -17,7 +19,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::data::tokenizer::{StoredTokenizer, Tokenizer};
 use crate::error::{Error, Result};
-use crate::files::write_whole;
+use crate::files::{write_all_whole, write_whole};
 use crate::model::Gpt;
 use crate::spec::Spec;
 use crate::train::TrainingState;
@@ -52,6 +54,34 @@ pub fn save(
     tokenizer: &dyn Tokenizer,
     iteration: i64,
 ) -> Result<()> {
+    let bytes = serialize_model(path, vs, spec, tokenizer, iteration)?;
+    write_whole(path, &bytes)
+}
+
+/// Writes a resumable checkpoint: the weights (as [`save`]) to `model_path` and the training state
+/// (as [`save_training_state`]) to `state_path`, as one: both are written before either replaces
+/// its previous version, so a failure (a full disk) leaves the previous pair whole and matching.
+pub fn save_resumable(
+    (model_path, state_path): (&Path, &Path),
+    vs: &VarStore,
+    spec: &Spec,
+    tokenizer: &dyn Tokenizer,
+    state: &TrainingState,
+) -> Result<()> {
+    let model = serialize_model(model_path, vs, spec, tokenizer, state.step)?;
+    let training = serialize_training_state(state_path, state)?;
+    // The state first: a resumed run checks that the two files agree.
+    write_all_whole(&[(state_path, &training), (model_path, &model)])
+}
+
+/// The bytes of a checkpoint of `vs` (see [`save`]); `path` names it in errors.
+fn serialize_model(
+    path: &Path,
+    vs: &VarStore,
+    spec: &Spec,
+    tokenizer: &dyn Tokenizer,
+    iteration: i64,
+) -> Result<Vec<u8>> {
     let mut tensors: Vec<(String, HostTensor)> = vs
         .variables()
         .into_iter()
@@ -68,11 +98,17 @@ pub fn save(
         (stored.0.to_string(), stored.1),
         ("iteration".to_string(), iteration.to_string()),
     ]);
-    write_atomically(path, tensors, metadata)
+    serialize(path, tensors, metadata)
 }
 
 /// Writes a [`TrainingState`] to `path`, atomically.
 pub fn save_training_state(path: &Path, state: &TrainingState) -> Result<()> {
+    let bytes = serialize_training_state(path, state)?;
+    write_whole(path, &bytes)
+}
+
+/// The bytes of a training-state file (see [`save_training_state`]); `path` names it in errors.
+fn serialize_training_state(path: &Path, state: &TrainingState) -> Result<Vec<u8>> {
     let tensors = vec![
         (
             "exp_avg".to_string(),
@@ -93,7 +129,7 @@ pub fn save_training_state(path: &Path, state: &TrainingState) -> Result<()> {
         ("batch_rng".to_string(), state.batch_rng.to_string()),
         ("last_evaluation".to_string(), last_evaluation),
     ]);
-    write_atomically(path, tensors, metadata)
+    serialize(path, tensors, metadata)
 }
 
 /// Reads a [`TrainingState`] onto `device`. Foreign or damaged files are errors, never panics.
@@ -145,7 +181,8 @@ fn read_with_format(
     format: &str,
     what: &str,
 ) -> Result<(Vec<u8>, HashMap<String, String>)> {
-    let bytes = std::fs::read(path).map_err(|e| checkpoint_error(path, e.to_string()))?;
+    let bytes =
+        crate::files::read_bytes(path).map_err(|e| checkpoint_error(path, e.to_string()))?;
     let (_, header) = SafeTensors::read_metadata(&bytes)
         .map_err(|e| checkpoint_error(path, format!("not a safetensors file ({e})")))?;
     let meta = header.metadata().clone().unwrap_or_default();
@@ -158,15 +195,14 @@ fn read_with_format(
     Ok((bytes, meta))
 }
 
-/// Serialises tensors and metadata to `path` through a temporary file and a rename.
-fn write_atomically(
+/// Serialises tensors and metadata as a safetensors file; `path` names it in errors.
+fn serialize(
     path: &Path,
     tensors: Vec<(String, HostTensor)>,
     metadata: HashMap<String, String>,
-) -> Result<()> {
-    let bytes = safetensors::serialize(tensors, Some(metadata))
-        .map_err(|e| checkpoint_error(path, format!("cannot serialise: {e}")))?;
-    write_whole(path, &bytes)
+) -> Result<Vec<u8>> {
+    safetensors::serialize(tensors, Some(metadata))
+        .map_err(|e| checkpoint_error(path, format!("cannot serialise: {e}")))
 }
 
 /// Fails unless `checkpoint` holds the model `spec` describes (same resolved model section).

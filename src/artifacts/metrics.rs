@@ -53,7 +53,7 @@ impl Default for Metrics {
 /// Every row of the `metrics.csv` at `path`, or an error naming the file and the bad row.
 pub fn read_rows(path: &Path) -> Result<Vec<MetricsRow>> {
     let text =
-        std::fs::read_to_string(path).map_err(Error::io(format!("reading {}", path.display())))?;
+        crate::files::read_text(path).map_err(Error::io(format!("reading {}", path.display())))?;
     parse_rows(&text).map_err(|message| Error::Usage(format!("{}: {message}", path.display())))
 }
 

@@ -190,17 +190,19 @@ pub fn read_corpus(path: &Path) -> Result<String> {
     Ok(text)
 }
 
-/// One UTF-8 text file, checked to fit in memory first.
+/// One regular UTF-8 text file, checked to fit in memory first.
 fn read_text_file(path: &Path) -> Result<String> {
     let corpus_error = |message: String| Error::Corpus {
         path: path.to_path_buf(),
         message,
     };
-    let size = std::fs::metadata(path)
-        .map_err(|e| corpus_error(e.to_string()))?
-        .len();
+    // A regular file only: a device or a pipe has no size to check and may never end.
+    let (file, size) = crate::files::open_regular(path).map_err(|e| corpus_error(e.to_string()))?;
     MemoryEstimate::corpus(size).check(Device::Cpu)?;
-    let bytes = std::fs::read(path).map_err(|e| corpus_error(e.to_string()))?;
+    let mut bytes = Vec::new();
+    file.take(size)
+        .read_to_end(&mut bytes)
+        .map_err(|e| corpus_error(e.to_string()))?;
     if bytes.is_empty() {
         return Err(corpus_error("the file is empty".into()));
     }

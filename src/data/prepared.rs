@@ -180,7 +180,7 @@ impl PreparedCorpus {
             path: dir.join(file),
             message,
         };
-        let meta_text = std::fs::read_to_string(dir.join(META_FILE))
+        let meta_text = crate::files::read_text(&dir.join(META_FILE))
             .map_err(|e| bad(META_FILE, e.to_string()))?;
         let meta: Meta =
             serde_norway::from_str(&meta_text).map_err(|e| bad(META_FILE, e.to_string()))?;
@@ -199,11 +199,11 @@ impl PreparedCorpus {
             ));
         }
         let stored = if dir.join(TOKENIZER_JSON_FILE).is_file() {
-            let json = std::fs::read_to_string(dir.join(TOKENIZER_JSON_FILE))
+            let json = crate::files::read_text(&dir.join(TOKENIZER_JSON_FILE))
                 .map_err(|e| bad(TOKENIZER_JSON_FILE, e.to_string()))?;
             StoredTokenizer::HuggingFace(json)
         } else if dir.join(VOCAB_FILE).is_file() {
-            let chars = std::fs::read_to_string(dir.join(VOCAB_FILE))
+            let chars = crate::files::read_text(&dir.join(VOCAB_FILE))
                 .map_err(|e| bad(VOCAB_FILE, e.to_string()))?;
             StoredTokenizer::Characters(chars)
         } else {
@@ -231,7 +231,8 @@ impl PreparedCorpus {
         }
         let map = |file: &str| -> Result<MappedIds> {
             let path = dir.join(file);
-            let handle = std::fs::File::open(&path).map_err(|e| bad(file, e.to_string()))?;
+            let (handle, _) =
+                crate::files::open_regular(&path).map_err(|e| bad(file, e.to_string()))?;
             // Safety: the file is only read; a prepared directory is not written while training.
             let map = unsafe { Mmap::map(&handle) }.map_err(|e| bad(file, e.to_string()))?;
             if map.len() % meta.ids.bytes() != 0 {

@@ -91,7 +91,7 @@ impl Default for DataSpec {
 impl WrittenSpec {
     /// Reads and parses a spec file, without resolving it. `name` defaults to the file stem.
     pub fn read(path: &Path) -> Result<WrittenSpec> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::SpecRead {
+        let text = crate::files::read_text(path).map_err(|source| Error::SpecRead {
             path: path.to_path_buf(),
             source,
         })?;
@@ -236,7 +236,8 @@ fn tidy_yaml_error(message: &str) -> String {
 /// (with or without `.yaml`).
 pub fn find_spec(name: &str) -> Result<PathBuf> {
     let given = PathBuf::from(name);
-    if given.is_file() {
+    // Anything there that is not a file (a device, a pipe) is handed on, to be refused by name.
+    if given.exists() && !given.is_dir() {
         return Ok(given);
     }
     let bare = given.components().count() == 1;

@@ -298,7 +298,7 @@ fn register_font() -> Result<()> {
                         .find(|p| p.is_file())
                 })
                 .ok_or("no TrueType font found for the plot's text; set GPTBUILD_FONT=/path/to/font.ttf")?;
-            let bytes = std::fs::read(&path).map_err(|e| format!("font {}: {e}", path.display()))?;
+            let bytes = crate::files::read_bytes(&path).map_err(|e| format!("font {}: {e}", path.display()))?;
             // plotters keeps fonts for the life of the process.
             let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
             plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)

@@ -72,11 +72,19 @@ impl<'r> Recorder<'r> {
         })
     }
 
-    /// Saves the weights (with the spec and vocabulary) and the training state.
+    /// Saves the weights (with the spec and vocabulary) and the training state, as one: if either
+    /// cannot be written, the previous checkpoint stays whole.
     pub fn save(&self, trainer: &Trainer) -> Result<()> {
-        let state = trainer.state();
-        checkpoint::save_training_state(&self.dir.join(TRAINING_STATE_FILE), &state)?;
-        self.save_weights(trainer, CHECKPOINT_FILE)
+        checkpoint::save_resumable(
+            (
+                &self.dir.join(CHECKPOINT_FILE),
+                &self.dir.join(TRAINING_STATE_FILE),
+            ),
+            &trainer.var_store,
+            self.spec,
+            self.tokenizer,
+            &trainer.state(),
+        )
     }
 
     fn save_weights(&self, trainer: &Trainer, file: &str) -> Result<()> {

@@ -26,7 +26,7 @@ impl MakeTokenizer for TokenizerFile {
             path: self.path.clone(),
             message,
         };
-        let json = std::fs::read_to_string(&self.path).map_err(|e| bad(e.to_string()))?;
+        let json = crate::files::read_text(&self.path).map_err(|e| bad(e.to_string()))?;
         Ok(Box::new(HuggingFace::from_json(&json).map_err(bad)?))
     }
 }

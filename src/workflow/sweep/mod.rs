@@ -85,7 +85,7 @@ pub const MAX_COMBINATIONS: usize = 1_000_000;
 impl SweepSpec {
     pub fn load(path: &Path) -> Result<SweepSpec> {
         let bad = |message: String| Error::Usage(format!("sweep {}: {message}", path.display()));
-        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let text = crate::files::read_text(path).map_err(|e| bad(e.to_string()))?;
         let mut sweep: SweepSpec = serde_norway::from_str(&text).map_err(|e| bad(e.to_string()))?;
         if sweep.name.is_none() {
             sweep.name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
@@ -236,7 +236,7 @@ pub fn sweep(
     } else {
         find_spec(&sweep.base)?
     };
-    let base = std::fs::read_to_string(&base_path)
+    let base = crate::files::read_text(&base_path)
         .map_err(Error::io(format!("reading {}", base_path.display())))?;
     let stem = sweep_path.with_extension("");
     let results_path = PathBuf::from(format!("{}.results.csv", stem.display()));

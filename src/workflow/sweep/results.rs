@@ -61,7 +61,7 @@ pub fn write_results(path: &Path, fields: &[String], results: &[TrialResult]) ->
 
 /// The trials a previous invocation finished, if its table is there.
 pub fn read_results(path: &Path, fields: &[String]) -> Result<Vec<TrialResult>> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::files::read_text(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io(format!("reading {}", path.display()))(e)),
