@@ -77,6 +77,15 @@ pub enum Error {
     #[error("device: {0}")]
     Device(String),
 
+    /// Another process is writing the run directory (its lock is held).
+    #[error(
+        "run directory {} is in use by {}: another `gptbuild run` is training it; wait for it \
+         to end or stop it first (reading it with sample, evaluate or plot is fine)",
+        dir.display(),
+        match holder { Some(pid) => format!("process {pid}"), None => "another process".to_string() }
+    )]
+    RunInUse { dir: PathBuf, holder: Option<u32> },
+
     /// Data-parallel training could not start, or lost a replica (rank is this process's).
     #[error("distributed training, rank {rank}: {message}")]
     Distributed { rank: usize, message: String },

@@ -1,6 +1,8 @@
 //! Where a run's outputs go: `runs/<spec-name>/<run-id>/`, the id being the UTC start time
 //! (`20261128-153012`, with `-2`, `-3`… if two runs start in the same second), so runs sort in time.
 
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -26,6 +28,51 @@ pub const METRICS_FILE: &str = "metrics.csv";
 
 /// The sample drawn after training.
 pub const SAMPLE_FILE: &str = "sample.txt";
+
+/// The lock file of a run directory: held (`flock`) by the process writing it, and naming it.
+pub const LOCK_FILE: &str = ".lock";
+
+/// The ownership of a run directory by the process writing it, released when dropped or when the
+/// process ends in any way (the kernel drops an advisory lock with its holder, so a run killed
+/// with SIGKILL leaves no stale lock behind). Only writers take it: reading a run (`sample`,
+/// `evaluate`, `plot`) never waits for it.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+/// Takes the run directory `dir` for this process, or fails with [`Error::RunInUse`] naming the
+/// process that holds it.
+pub fn lock(dir: &Path) -> Result<RunLock> {
+    let path = dir.join(LOCK_FILE);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(Error::io(format!("opening {}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Err(Error::RunInUse {
+                dir: dir.to_path_buf(),
+                holder: holder.trim().parse().ok(),
+            });
+        }
+        Err(TryLockError::Error(e)) => {
+            return Err(Error::io(format!("locking {}", path.display()))(e))
+        }
+    }
+    let pid = format!("{}\n", std::process::id());
+    file.set_len(0)
+        .and_then(|()| file.seek(SeekFrom::Start(0)))
+        .and_then(|_| file.write_all(pid.as_bytes()))
+        .map_err(Error::io(format!("writing {}", path.display())))?;
+    Ok(RunLock { _file: file })
+}
 
 /// Creates a fresh run directory for `spec_name` under `root`.
 pub fn create(root: &Path, spec_name: &str) -> Result<PathBuf> {
@@ -92,6 +139,20 @@ pub fn latest_with(root: &Path, spec_name: &str, file: &str) -> Option<PathBuf> 
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_run_directory_has_one_writer_and_is_free_once_it_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock(dir.path()).expect("free");
+        let error = lock(dir.path()).expect_err("held by this process's other handle");
+        let message = error.to_string();
+        assert!(
+            message.contains(&format!("in use by process {}", std::process::id())),
+            "{message}"
+        );
+        drop(held);
+        let _again = lock(dir.path()).expect("free again once released");
+    }
 
     #[test]
     fn stamps_are_utc_calendar_times() {

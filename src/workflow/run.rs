@@ -21,7 +21,7 @@ use tch::Device;
 use crate::artifacts::checkpoint;
 use crate::artifacts::metrics::Metrics;
 use crate::artifacts::run_dir::{
-    self, CHECKPOINT_FILE, METRICS_FILE, SAMPLE_FILE, SPEC_FILE, TRAINING_STATE_FILE,
+    self, RunLock, CHECKPOINT_FILE, METRICS_FILE, SAMPLE_FILE, SPEC_FILE, TRAINING_STATE_FILE,
 };
 use crate::data::tokenizer::{StoredTokenizer, Tokenizer};
 use crate::data::{training_data, Dataset, Split};
@@ -157,14 +157,18 @@ pub fn run(spec_path: &Path, options: &RunOptions, out: &mut dyn Write) -> Resul
         let replicas = replicas.ok_or_else(|| Error::Usage("a rank without a group".into()))?;
         return follow(&spec, tokenizer.as_ref(), &dataset, device, replicas);
     }
-    let (dir, trainer, metrics) =
+    // Held until the run returns: one writer per run directory.
+    let (dir, _lock, trainer, metrics) =
         start_or_resume(&spec, options, tokenizer.as_ref(), &dataset, device)?;
     // Checked before the replicas meet, as the other ranks check it (`follow`).
     let trainer = trainer.with_thread_split(shares_for(&spec.training, device))?;
     let mut trainer = match replicas {
         Some(replicas) => {
             let mut trainer = trainer.with_replicas(Box::new(replicas))?;
-            trainer.synchronize_replicas(data_fingerprint(tokenizer.as_ref(), &dataset))?;
+            trainer.synchronize_replicas(
+                &replica_spec(&spec),
+                data_fingerprint(tokenizer.as_ref(), &dataset),
+            )?;
             trainer
         }
         None => trainer,
@@ -206,7 +210,7 @@ fn follow(
     let mut trainer = fresh_trainer(spec, tokenizer, dataset, device)?
         .with_replicas(Box::new(replicas))?
         .with_thread_split(shares_for(&spec.training, device))?;
-    trainer.synchronize_replicas(data_fingerprint(tokenizer, dataset))?;
+    trainer.synchronize_replicas(&replica_spec(spec), data_fingerprint(tokenizer, dataset))?;
     let stop = trainer.train(&mut Follower { rank })?;
     Ok(RunOutcome {
         dir: PathBuf::new(),
@@ -216,6 +220,19 @@ fn follow(
         finished: stop.completed(),
         iteration: trainer.iteration(),
     })
+}
+
+/// The resolved spec every process of a run must share, as YAML: all of it but
+/// `training.threads`, which each machine may set for its own cores.
+fn replica_spec(spec: &Spec) -> String {
+    let mut value = serde_norway::to_value(spec).unwrap_or_default();
+    if let Some(training) = value
+        .get_mut("training")
+        .and_then(serde_norway::Value::as_mapping_mut)
+    {
+        training.remove("threads");
+    }
+    serde_norway::to_string(&value).unwrap_or_default()
 }
 
 /// What identifies the training data among the processes of a run: the tokenizer and the sizes
@@ -256,15 +273,15 @@ fn characters_per_token(dataset: &Dataset) -> f64 {
     dataset.scored_characters(Split::Val) as f64 / tokens as f64
 }
 
-/// The run directory, trainer and metrics: the latest run of the spec continued (with
-/// `--resume`, when there is one), else a new run with freshly initialised weights.
+/// The run directory (locked for this process), trainer and metrics: the latest run of the spec
+/// continued (with `--resume`, when there is one), else a new run with freshly initialised weights.
 fn start_or_resume<'d>(
     spec: &Spec,
     options: &RunOptions,
     tokenizer: &dyn Tokenizer,
     dataset: &'d Dataset,
     device: Device,
-) -> Result<(PathBuf, Trainer<'d>, Metrics)> {
+) -> Result<(PathBuf, RunLock, Trainer<'d>, Metrics)> {
     let runs_root = options
         .runs_dir
         .clone()
@@ -274,20 +291,23 @@ fn start_or_resume<'d>(
         .then(|| run_dir::latest_with(&runs_root, spec.name(), TRAINING_STATE_FILE))
         .flatten();
     if let Some(dir) = resumable {
+        // Before reading its checkpoint: another process may be writing it.
+        let lock = run_dir::lock(&dir)?;
         let (trainer, metrics) = resume(&dir, spec, tokenizer, dataset, device)?;
         eprintln!(
             "resuming {} at iteration {}",
             dir.display(),
             trainer.iteration()
         );
-        return Ok((dir, trainer, metrics));
+        return Ok((dir, lock, trainer, metrics));
     }
     if options.resume {
         eprintln!("nothing to resume for {}: starting a new run", spec.name());
     }
     let dir = run_dir::create(&runs_root, spec.name())?;
+    let lock = run_dir::lock(&dir)?;
     let trainer = fresh_trainer(spec, tokenizer, dataset, device)?;
-    Ok((dir, trainer, Metrics::new()))
+    Ok((dir, lock, trainer, Metrics::new()))
 }
 
 /// The course's sample after training: `sampling.tokens` characters from a newline, printed.
