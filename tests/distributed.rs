@@ -466,3 +466,89 @@ fn ranks_with_different_corpora_refuse_to_train_together() {
         );
     }
 }
+
+#[test]
+fn ranks_with_different_specs_refuse_to_train_together_naming_the_field() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    // The same file name (so the same spec name) on two "nodes", one with another learning rate.
+    let original = std::fs::read_to_string(task06()).unwrap();
+    let spec = |node: &str, text: &str| {
+        let path = dir.path().join(node).join("task06.yaml");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let rate = "learning_rate: 1.0e-3";
+    assert!(original.contains(rate), "task06 states its learning rate");
+    let specs = [
+        spec("node0", &original),
+        spec("node1", &original.replace(rate, "learning_rate: 2.0e-3")),
+    ];
+    /// Each rank's spec file and extra flags, and what rank 1 must say: field, its value, rank 0's.
+    struct Case<'a> {
+        files: [&'a Path; 2],
+        extra: [&'a [&'a str]; 2],
+        field: &'a str,
+        here: &'a str,
+        first: &'a str,
+    }
+    let cases = [
+        Case {
+            files: [&specs[0], &specs[1]],
+            extra: [&[], &[]],
+            field: "training.learning_rate",
+            here: "0.002",
+            first: "0.001",
+        },
+        // A command-line override that differs is a spec that differs.
+        Case {
+            files: [&specs[0], &specs[0]],
+            extra: [&[], &["--max-minutes", "5"]],
+            field: "training.max_minutes",
+            here: "5.0",
+            first: "absent",
+        },
+    ];
+    for Case {
+        files,
+        extra,
+        field,
+        here,
+        first,
+    } in cases
+    {
+        let port = free_port();
+        let children = (0..2)
+            .map(|rank| {
+                let args = run_args(files[rank], dir.path(), 10, extra[rank]);
+                rank_command(rank, 2, port, &args).spawn().unwrap()
+            })
+            .collect();
+        let outputs = wait_all(children);
+        let stderr: Vec<String> = outputs.iter().map(|o| text(&o.stderr)).collect();
+        for (rank, output) in outputs.iter().enumerate() {
+            assert_eq!(
+                output.status.code(),
+                Some(1),
+                "rank {rank}: {}",
+                stderr[rank]
+            );
+            assert_eq!(stderr[rank].lines().count(), 1, "{}", stderr[rank]);
+        }
+        assert!(
+            stderr[1].starts_with("error: distributed training, rank 1: ")
+                && stderr[1].contains(&format!(
+                    "differs from rank 0's at {field}: {here} here, {first} on rank 0"
+                )),
+            "{}",
+            stderr[1]
+        );
+        assert!(
+            stderr[0].contains("rank 0: the processes do not train the same spec: rank 1 differs"),
+            "{}",
+            stderr[0]
+        );
+    }
+    assert!(run_dirs(dir.path(), "task06").len() <= 2, "nothing trained");
+}

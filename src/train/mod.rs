@@ -180,13 +180,17 @@ impl<'a> Trainer<'a> {
     /// initialisation, or the checkpoint it restored): the parameters, AdamW's moments, the step,
     /// the batch sampler and the last evaluation. A single process has nothing to do.
     ///
-    /// `data` identifies the training data (the tokenizer and the splits' sizes): replicas that
-    /// disagree on it would average gradients of different corpora, so all of them stop with an
-    /// error instead.
-    pub fn synchronize_replicas(&mut self, data: u64) -> Result<()> {
+    /// `spec` is the resolved spec as YAML (with the command line's overrides applied) and `data`
+    /// identifies the training data (the tokenizer and the splits' sizes): replicas that disagree
+    /// on either would each apply another update, or average gradients of different corpora, and
+    /// drift apart while rank 0 reports its own losses; so all of them stop with an error
+    /// instead, the differing ones naming the first field that differs ([`replicas::same_spec`]).
+    pub fn synchronize_replicas(&mut self, spec: &str, data: u64) -> Result<()> {
         if self.replicas.world_size() == 1 {
             return Ok(());
         }
+        let device = self.optimizer.parameters().device();
+        replicas::same_spec(self.replicas.as_mut(), spec, device)?;
         let state = self.state();
         let device = state.exp_avg.device();
         let header = [

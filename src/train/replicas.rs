@@ -17,9 +17,10 @@
 //! - every evaluation: summed losses and token counts of each replica's share of the windows
 //!   ([`Replicas::sum`]).
 
-use tch::Tensor;
+use serde_norway::Value;
+use tch::{Device, Tensor};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What a replica asks of all when it hands in its gradient; each is granted if any replica asks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -123,9 +124,166 @@ pub fn shard<T>(items: &[T], rank: usize, world_size: usize) -> &[T] {
     &items[bound(rank)..bound(rank + 1)]
 }
 
+/// The first replica's `text` on every replica: its length, then its bytes, broadcast on `device`.
+pub fn broadcast_text(replicas: &mut dyn Replicas, text: &str, device: Device) -> Result<String> {
+    let mut len = Tensor::from_slice(&[text.len() as i64]).to_device(device);
+    replicas.broadcast_from_first(&mut len)?;
+    let len = len.to_device(Device::Cpu).int64_value(&[0]).max(0) as usize;
+    // Every replica sends (or receives into) a buffer of the first one's length.
+    let mut bytes = text.as_bytes().to_vec();
+    bytes.resize(len, 0);
+    let mut buffer = Tensor::from_slice(&bytes).to_device(device);
+    replicas.broadcast_from_first(&mut buffer)?;
+    let bytes = Vec::<u8>::try_from(buffer.to_device(Device::Cpu))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Checks that every replica trains the same resolved spec (`spec`, YAML): the first replica's
+/// is sent to all, each compares it with its own, and all learn which differ. A replica whose spec
+/// differs fails naming the first field that differs, with its value and the first replica's;
+/// the others fail naming the ranks that differ. All replicas make the same calls, so none is
+/// left waiting.
+pub fn same_spec(replicas: &mut dyn Replicas, spec: &str, device: Device) -> Result<()> {
+    let first = broadcast_text(replicas, spec, device)?;
+    let (rank, world_size) = (replicas.rank(), replicas.world_size());
+    let difference = first_difference(&first, spec);
+    let mut differs = vec![0.0; world_size];
+    differs[rank] = f64::from(u8::from(difference.is_some()));
+    let differing: Vec<usize> = replicas
+        .sum(&differs)?
+        .iter()
+        .enumerate()
+        .filter(|(_, &n)| n > 0.5)
+        .map(|(rank, _)| rank)
+        .collect();
+    if differing.is_empty() {
+        return Ok(());
+    }
+    let message = match difference {
+        Some(FieldDifference { field, first, here }) => format!(
+            "this process's spec differs from rank 0's at {field}: {here} here, {first} on rank \
+             0; give every rank the same spec and command-line options"
+        ),
+        None => format!(
+            "the processes do not train the same spec: rank{} {} differ{} from rank 0 (each \
+             names the first field that differs); give every rank the same spec and \
+             command-line options",
+            if differing.len() == 1 { "" } else { "s" },
+            differing
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            if differing.len() == 1 { "s" } else { "" },
+        ),
+    };
+    Err(Error::Distributed { rank, message })
+}
+
+/// Where two specs first differ: the field's path and both values, as YAML on one line.
+#[derive(Debug, PartialEq)]
+pub struct FieldDifference {
+    pub field: String,
+    pub first: String,
+    pub here: String,
+}
+
+/// The first field, in the order the first spec lists them, whose value differs between the YAML
+/// documents `first` and `here`; `None` if they are equal.
+pub fn first_difference(first: &str, here: &str) -> Option<FieldDifference> {
+    let parse = |text: &str| serde_norway::from_str::<Value>(text).unwrap_or(Value::Null);
+    let (first, here) = (parse(first), parse(here));
+    difference_at(String::new(), &first, &here)
+}
+
+/// The first difference between `a` and `b`, under the field path `path`.
+fn difference_at(path: String, a: &Value, b: &Value) -> Option<FieldDifference> {
+    if a == b {
+        return None;
+    }
+    let field = |key: &str| match path.is_empty() {
+        true => key.to_string(),
+        false => format!("{path}.{key}"),
+    };
+    match (a, b) {
+        (Value::Mapping(a_map), Value::Mapping(b_map)) => {
+            let keys = a_map
+                .keys()
+                .chain(b_map.keys().filter(|key| !a_map.contains_key(*key)));
+            for key in keys {
+                let name = one_line(key);
+                let absent = Value::Null;
+                let (a_value, b_value) = (
+                    a_map.get(key).unwrap_or(&absent),
+                    b_map.get(key).unwrap_or(&absent),
+                );
+                if let Some(difference) = difference_at(field(&name), a_value, b_value) {
+                    return Some(difference);
+                }
+            }
+            None
+        }
+        (Value::Sequence(a_items), Value::Sequence(b_items)) if a_items.len() == b_items.len() => {
+            a_items
+                .iter()
+                .zip(b_items)
+                .enumerate()
+                .find_map(|(i, (a, b))| difference_at(field(&i.to_string()), a, b))
+        }
+        _ => Some(FieldDifference {
+            field: if path.is_empty() {
+                "the spec".into()
+            } else {
+                path
+            },
+            first: one_line(a),
+            here: one_line(b),
+        }),
+    }
+}
+
+/// A YAML value on one line (`0.001`, `{kind: rope}`), or `absent` for a missing one.
+fn one_line(value: &Value) -> String {
+    match value {
+        Value::Null => "absent".into(),
+        Value::String(text) => text.clone(),
+        other => serde_norway::to_string(other)
+            .map(|yaml| yaml.trim().replace('\n', " "))
+            .unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_differing_field_is_named_with_both_values() {
+        let first = "name: task06\ntraining:\n  learning_rate: 0.001\n  seed: 1\n\
+                     model:\n  blocks: [{kind: a}, {kind: b}]\n";
+        assert_eq!(first_difference(first, first), None);
+        let other_rate = first.replace("0.001", "0.002");
+        assert_eq!(
+            first_difference(first, &other_rate),
+            Some(FieldDifference {
+                field: "training.learning_rate".into(),
+                first: "0.001".into(),
+                here: "0.002".into(),
+            })
+        );
+        let other_block = first.replace("kind: b", "kind: c");
+        assert_eq!(
+            first_difference(first, &other_block).map(|d| d.field),
+            Some("model.blocks.1.kind".into())
+        );
+        let extra = format!("{first}sampling: {{top_k: 1}}\n");
+        let difference = first_difference(first, &extra).expect("differs");
+        assert_eq!(
+            (difference.field.as_str(), difference.first.as_str()),
+            ("sampling", "absent")
+        );
+        assert_eq!(difference.here, "top_k: 1");
+    }
 
     #[test]
     fn shards_of_a_batch_are_disjoint_and_cover_it() {
