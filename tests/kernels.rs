@@ -7,11 +7,11 @@
 //! (`kernels::adamw`) against its formula in fp64. RMSNorm's one-pass kernel (`kernels::rms_norm`)
 //! against its formula, in values and in the gradients of the input and the gain. The fp32 linear
 //! map through oneDNN (`kernels::linear`) against libtorch's, values and the three gradients.
+#![cfg(feature = "cpu-kernels")]
 
 mod common;
 
 use common::tolerance::{compare, Format, BF16, FP32};
-use gptbuild::kernels::adamw::{self, Buffers, StepScalars};
 use gptbuild::kernels::causal_attention::{
     causal_attention, causal_attention_by, cpu_attention, CpuAttention, Route,
     OVERRIDE as ATTENTION_OVERRIDE,
@@ -19,6 +19,8 @@ use gptbuild::kernels::causal_attention::{
 use gptbuild::kernels::dropout::{dropout, dropout_keep};
 use gptbuild::kernels::linear;
 use gptbuild::kernels::rms_norm::{self, rms_norm};
+use gptbuild::ops::adamw::{self, Buffers, StepScalars};
+use gptbuild::ops::{fp32_products, Fp32Products};
 use tch::{Device, Kind, Tensor};
 
 /// softmax(scale·q·kᵀ, causal), dropped by `keep` and scaled by 1/(1-p), then ·v: the textbook.
@@ -394,7 +396,7 @@ fn adamw_step_equals_its_formula() {
             exp_avg_sq: &mut v,
             decay_mask: masked.then_some(&mask),
         };
-        adamw::step(buffers, &grad, scaled.then_some(&scale), s).expect("a valid step");
+        adamw::kernel_step(buffers, &grad, scaled.then_some(&scale), s).expect("a valid step");
 
         let f64s = |t: &Tensor| t.to_kind(Kind::Double);
         let g = f64s(&grad) * if scaled { 0.25 } else { 1.0 };
@@ -451,11 +453,11 @@ fn adamw_refuses_buffers_it_cannot_take() {
             exp_avg_sq: &mut v,
             decay_mask: None,
         };
-        assert!(!adamw::supports(&buffers, grad), "{what}");
-        let error = adamw::step(buffers, grad, None, s)
+        assert!(!adamw::kernel_takes(&buffers, grad), "{what}");
+        let error = adamw::kernel_step(buffers, grad, None, s)
             .expect_err(what)
             .to_string();
-        assert!(error.starts_with("adamw: "), "{what}: {error}");
+        assert!(error.starts_with("kernel adamw: "), "{what}: {error}");
     }
 }
 
@@ -535,7 +537,7 @@ fn the_onednn_linear_equals_the_plain_product() {
             .expect_err("no AVX-512")
             .to_string();
         assert!(error.starts_with("linear: "), "{error}");
-        assert_eq!(linear::fp32_products(), linear::Fp32Products::Mkl);
+        assert_eq!(fp32_products(), Fp32Products::Mkl);
         return;
     }
     for (shape, out, bias, strided) in [
@@ -598,7 +600,7 @@ fn the_onednn_linear_equals_the_plain_product() {
     assert!(!linear::supports(&x, &w, None));
     let rows = linear::MIN_PRODUCT / 36;
     let tall = Tensor::zeros([rows + 1, 6], cpu);
-    let expected = linear::fp32_products() == linear::Fp32Products::OneDnn;
+    let expected = fp32_products() == Fp32Products::OneDnn;
     assert_eq!(linear::supports(&tall, &w, None), expected);
     let error = linear::linear(&bf16, &w, None)
         .expect_err("bf16")

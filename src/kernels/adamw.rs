@@ -8,7 +8,7 @@
 
 use std::ffi::{c_char, c_int};
 
-use tch::{Device, Kind, Tensor};
+use tch::Tensor;
 use torch_sys::C_tensor;
 
 use super::{status, KernelError};
@@ -32,68 +32,39 @@ extern "C" {
     ) -> c_int;
 }
 
-/// The optimizer's buffers, all flat, of one length, laid out like the parameters.
-pub struct Buffers<'a> {
-    pub params: &'a mut Tensor,
-    pub exp_avg: &'a mut Tensor,
-    pub exp_avg_sq: &'a mut Tensor,
-    /// 1 where weight decay applies and 0 elsewhere; `None`: everywhere.
-    pub decay_mask: Option<&'a Tensor>,
-}
-
-/// One step's numbers, folded from the learning rate, betas, eps, weight decay and the bias
-/// corrections (as [`crate::train::optim::AdamW`] computes them):
-/// `p ← p − p·decay·lr_decay`, `m ← m + avg_weight·(g − m)`, `v ← v + sq_weight·(g² − v)`,
-/// `p ← p + m / (√v·denom_scale + denom_offset)`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StepScalars {
-    pub lr_decay: f64,
-    pub avg_weight: f64,
-    pub sq_weight: f64,
-    pub denom_scale: f64,
-    pub denom_offset: f64,
-}
-
-/// Whether the kernel takes these buffers and gradient: contiguous fp32 on the CPU.
-pub fn supports(buffers: &Buffers, grad: &Tensor) -> bool {
-    let fits = |t: &Tensor| {
-        t.device() == Device::Cpu
-            && t.kind() == Kind::Float
-            && t.is_contiguous()
-            && t.numel() == buffers.params.numel()
-    };
-    fits(&*buffers.params)
-        && fits(&*buffers.exp_avg)
-        && fits(&*buffers.exp_avg_sq)
-        && fits(grad)
-        && buffers.decay_mask.is_none_or(fits)
-}
-
 /// One step in place: `grad` times `grad_scale` (a one-value tensor, gradient clipping's factor;
-/// `None`: 1) moves the parameters and both moments.
+/// `None`: 1) moves the parameters and both moments, `(params, exp_avg, exp_avg_sq, decay_mask)`
+/// (flat, one length; the mask 1 where weight decay applies, `None`: everywhere). `scalars` are
+/// `ops::adamw::StepScalars`' five numbers, in its order.
 pub fn step(
-    buffers: Buffers,
+    (params, exp_avg, exp_avg_sq, decay_mask): (
+        &mut Tensor,
+        &mut Tensor,
+        &mut Tensor,
+        Option<&Tensor>,
+    ),
     grad: &Tensor,
     grad_scale: Option<&Tensor>,
-    s: StepScalars,
+    scalars: [f64; 5],
 ) -> Result<(), KernelError> {
+    let [lr_decay, avg_weight, sq_weight, denom_scale, denom_offset] = scalars;
     let optional = |t: Option<&Tensor>| t.map_or(std::ptr::null(), |t| t.as_ptr());
     status("adamw", |error, len| {
         // SAFETY: every tensor is live for the call; the C++ side checks their shapes and kinds
         // before it writes, in place, into params and the moments only.
         unsafe {
             gptbuild_adamw_step(
-                buffers.params.as_mut_ptr(),
+                params.as_mut_ptr(),
                 grad.as_ptr(),
-                buffers.exp_avg.as_mut_ptr(),
-                buffers.exp_avg_sq.as_mut_ptr(),
-                optional(buffers.decay_mask),
+                exp_avg.as_mut_ptr(),
+                exp_avg_sq.as_mut_ptr(),
+                optional(decay_mask),
                 optional(grad_scale),
-                s.lr_decay,
-                s.avg_weight,
-                s.sq_weight,
-                s.denom_scale,
-                s.denom_offset,
+                lr_decay,
+                avg_weight,
+                sq_weight,
+                denom_scale,
+                denom_offset,
                 error,
                 len,
             )

@@ -8,7 +8,7 @@
 //! products and which picks its kernels by the instructions the CPU has. On Intel processors MKL
 //! already uses AVX-512, so there the plain product stays.
 //!
-//! [`crate::layers::linear::Linear`] uses the kernel where [`supports`] says so;
+//! [`crate::ops::linear`] uses the kernel where [`supports`] says so;
 //! `tests/kernels.rs` holds it equal to the plain product, values and gradients.
 //! `GPTBUILD_FP32_MATMUL=onednn` or `=mkl` overrides the choice by vendor (for measurements and
 //! tests); `gptbuild devices` prints which one runs.
@@ -34,37 +34,18 @@ extern "C" {
 /// The environment variable that overrides which library multiplies fp32 matrices on the CPU.
 pub const OVERRIDE: &str = "GPTBUILD_FP32_MATMUL";
 
-/// Which library multiplies fp32 matrices on the CPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fp32Products {
-    /// libtorch's own choice: MKL's `sgemm`.
-    Mkl,
-    /// oneDNN, through this kernel.
-    OneDnn,
-}
-
-impl Fp32Products {
-    pub fn name(self) -> &'static str {
-        match self {
-            Fp32Products::Mkl => "MKL (libtorch's default)",
-            Fp32Products::OneDnn => "oneDNN (gptbuild's linear kernel)",
-        }
-    }
-}
-
-/// The library for this machine and process: oneDNN on AMD processors with AVX-512 (as oneDNN's
-/// fp32 products need: F, BW, VL and DQ), MKL elsewhere; `GPTBUILD_FP32_MATMUL=onednn` asks for
-/// oneDNN wherever the CPU allows it, `=mkl` for MKL. Decided once per process.
-pub fn fp32_products() -> Fp32Products {
-    static CHOICE: OnceLock<Fp32Products> = OnceLock::new();
+/// Whether fp32 products go through oneDNN (this kernel) on this machine and in this process:
+/// on AMD processors with AVX-512 (as oneDNN's fp32 products need: F, BW, VL and DQ), not
+/// elsewhere (MKL, libtorch's own); `GPTBUILD_FP32_MATMUL=onednn` asks for oneDNN wherever the CPU
+/// allows it, `=mkl` for MKL. Decided once per process.
+pub fn fp32_products_through_onednn() -> bool {
+    static CHOICE: OnceLock<bool> = OnceLock::new();
     *CHOICE.get_or_init(|| {
         let wanted = std::env::var(OVERRIDE).ok();
         match wanted.as_deref() {
-            Some("mkl") => Fp32Products::Mkl,
-            Some("onednn") if onednn_runs_fp32() => Fp32Products::OneDnn,
-            Some("onednn") => Fp32Products::Mkl,
-            _ if amd() && onednn_runs_fp32() => Fp32Products::OneDnn,
-            _ => Fp32Products::Mkl,
+            Some("mkl") => false,
+            Some("onednn") => onednn_runs_fp32(),
+            _ => amd() && onednn_runs_fp32(),
         }
     })
 }
@@ -82,7 +63,7 @@ pub const MIN_PRODUCT: i64 = 1 << 22;
 pub fn supports(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> bool {
     let cpu_fp32 = |t: &Tensor| t.device() == Device::Cpu && t.kind() == Kind::Float;
     let product = (x.numel() as i64).saturating_mul(weight.size().first().copied().unwrap_or(0));
-    fp32_products() == Fp32Products::OneDnn
+    fp32_products_through_onednn()
         && product >= MIN_PRODUCT
         && cpu_fp32(x)
         && cpu_fp32(weight)

@@ -5,8 +5,8 @@
 //! own default is √6 times wider, which would make our curves differ from the course's from the
 //! very first step. Shapes: `[.., in] -> [.., out]`.
 //!
-//! In fp32 on an AMD CPU the product goes through oneDNN rather than MKL
-//! ([`crate::kernels::linear`]: MKL runs its AVX2 code there, at half the speed).
+//! The fp32 product is [`ops::linear`](crate::ops::linear), which picks the library that
+//! multiplies fastest on this machine.
 //!
 //! Under mixed precision ([`crate::layers::precision`]) the product runs in bf16 on bf16 copies of the
 //! input and the fp32 weights; [`Linear::forward`] returns fp32, [`Linear::forward_compute`] leaves
@@ -17,7 +17,7 @@ use tch::{Kind, Tensor};
 
 use super::init::Role;
 use super::Dims;
-use crate::kernels::linear as kernel;
+use crate::ops;
 
 #[derive(Debug)]
 pub struct Linear {
@@ -60,12 +60,7 @@ impl Linear {
     /// `x Wᵀ + b` in the compute dtype, output left in it (fp32 when the model computes in fp32).
     pub fn forward_compute(&self, xs: &Tensor) -> Tensor {
         if self.compute == Kind::Float {
-            if kernel::supports(xs, &self.weight, self.bias.as_ref()) {
-                // Checked by `supports`: fp32 CPU tensors of matching shapes, oneDNN available.
-                return kernel::linear(xs, &self.weight, self.bias.as_ref())
-                    .unwrap_or_else(|error| panic!("{error}"));
-            }
-            return xs.linear(&self.weight, self.bias.as_ref());
+            return ops::linear(xs, &self.weight, self.bias.as_ref());
         }
         let cast = |t: &Tensor| t.to_kind(self.compute);
         cast(xs).linear(&cast(&self.weight), self.bias.as_ref().map(cast).as_ref())

@@ -30,21 +30,35 @@ use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 use attention::kv_cache::KeyValueCache;
-use init::InitScheme;
 
 use crate::error::SpecError;
 pub use crate::validate::{require_eps, require_size, MAX_SIZE};
 
+#[doc(hidden)]
 pub mod attention;
+#[doc(hidden)]
 pub mod block;
+#[doc(hidden)]
 pub mod dropout;
+#[doc(hidden)]
 pub mod feed_forward;
+#[doc(hidden)]
 pub mod init;
+#[doc(hidden)]
 pub mod linear;
+#[doc(hidden)]
 pub mod norm;
+#[doc(hidden)]
 pub mod position;
+#[doc(hidden)]
 pub mod precision;
+#[doc(hidden)]
 pub mod token_embedding;
+
+pub use dropout::dropout;
+pub use init::{InitScheme, Role};
+pub use linear::Linear;
+pub use precision::Precision;
 
 /// The sizes and settings every layer builds itself from, fixed by the spec and the corpus.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -61,6 +75,7 @@ pub struct Dims {
     pub attention_dropout: f64,
     /// Dropout probability on each sub-layer's output, before it joins the residual stream.
     pub residual_dropout: f64,
+    /// The values the weights start from.
     pub init: InitScheme,
     /// The dtype of the matrix products: fp32, or bf16 under mixed precision (see
     /// [`crate::layers::precision`]); weights and the residual stream stay fp32.
@@ -79,6 +94,7 @@ pub type Layer = Box<dyn nn::ModuleT>;
 /// [`register_kind!`](crate::register_kind) turns this into the family's trait object, so a kind
 /// file implements this trait, the family's resolved trait, and registers once.
 pub trait ResolveKind {
+    /// The kind with every size stated, which builds the layer.
     type Resolved;
     /// Field names in errors are relative to the kind (`head_size`).
     fn resolve(&self, dims: &Dims) -> Result<Self::Resolved, SpecError>;
@@ -99,6 +115,7 @@ macro_rules! serialize_as_written {
 /// How the model learns where each token sits, as written (`position: {kind: rope}`).
 #[typetag::serde(tag = "kind")]
 pub trait PositionKind: Debug + Send + Sync {
+    /// Works out what the spec left out from the model's `dims` and checks the fields.
     fn resolve(&self, dims: &Dims) -> Result<Box<dyn ResolvedPosition>, SpecError>;
 }
 
@@ -139,6 +156,7 @@ pub trait PositionalEncoding: Debug + Send {
 /// How tokens exchange information, as written (`attention: {kind: multi_head, n_head: 4}`).
 #[typetag::serde(tag = "kind")]
 pub trait AttentionKind: Debug + Send + Sync {
+    /// Works out what the spec left out from the model's `dims` and checks the fields.
     fn resolve(&self, dims: &Dims) -> Result<Box<dyn ResolvedAttention>, SpecError>;
 }
 
@@ -182,6 +200,7 @@ pub type AttentionCache = KeyValueCache;
 /// The per-token computation after attention, as written (`feed_forward: {kind: mlp}`).
 #[typetag::serde(tag = "kind")]
 pub trait FeedForwardKind: Debug + Send + Sync {
+    /// Works out what the spec left out from the model's `dims` and checks the fields.
     fn resolve(&self, dims: &Dims) -> Result<Box<dyn ResolvedFeedForward>, SpecError>;
 }
 
@@ -200,6 +219,7 @@ serialize_as_written!(ResolvedFeedForward);
 /// A normalisation layer, as written (`norm: {kind: rmsnorm}`).
 #[typetag::serde(tag = "kind")]
 pub trait NormKind: Debug + Send + Sync {
+    /// Works out what the spec left out from the model's `dims` and checks the fields.
     fn resolve(&self, dims: &Dims) -> Result<Box<dyn ResolvedNorm>, SpecError>;
 }
 

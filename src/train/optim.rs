@@ -13,14 +13,14 @@
 //! All parameters live in one flat buffer (each variable becomes a view into it), and so do both
 //! moments: a step is a handful of large tensor operations instead of a handful per parameter,
 //! which for the course's small models is most of the optimizer's cost. On the CPU the step is
-//! one pass of a kernel over those buffers ([`crate::kernels::adamw`]), gradient clipping's
+//! one pass of a kernel over those buffers ([`crate::ops::adamw`]), gradient clipping's
 //! scaling included; the tensor operations stay as the reference it is tested against, and as
 //! the step on other devices.
 
 use tch::{Kind, Tensor};
 
-use crate::kernels::adamw::{self as kernel, StepScalars};
-use crate::kernels::KernelError;
+use crate::error::Result;
+use crate::ops::adamw::{self, Buffers, StepScalars};
 use crate::spec::{AdamWSpec, DecayTarget};
 
 #[derive(Debug)]
@@ -133,17 +133,12 @@ impl AdamW {
     }
 
     /// Backpropagates `loss` and takes one step: [`AdamW::flat_gradient`], then [`AdamW::update`].
-    pub fn minimise(
-        &mut self,
-        loss: &Tensor,
-        lr: f64,
-        clip: Option<f64>,
-    ) -> Result<(), KernelError> {
+    pub fn minimise(&mut self, loss: &Tensor, lr: f64, clip: Option<f64>) -> Result<()> {
         let grad = self.flat_gradient(loss, 0);
         self.update(&grad, lr, clip)
     }
 
-    /// Whether [`AdamW::update`] may take its one-pass kernel ([`crate::kernels::adamw`]) where
+    /// Whether [`AdamW::update`] may take its one-pass kernel ([`crate::ops::adamw`]) where
     /// the buffers allow it (contiguous fp32 on the CPU); on by default. Off, every step is the
     /// tensor operations of [`AdamW::update`]'s reference, as on other devices: the tests compare
     /// the two.
@@ -180,19 +175,19 @@ impl AdamW {
     }
 
     /// One step from a flat gradient, clipped first to a global norm of `clip` if given.
-    pub fn update(&mut self, grad: &Tensor, lr: f64, clip: Option<f64>) -> Result<(), KernelError> {
+    pub fn update(&mut self, grad: &Tensor, lr: f64, clip: Option<f64>) -> Result<()> {
         let scale = clip.map(|max_norm| clip_factor(grad, max_norm));
         self.step += 1;
         let scalars = self.step_scalars(lr);
         tch::no_grad(|| {
-            let buffers = kernel::Buffers {
+            let buffers = Buffers {
                 params: &mut self.flat_params,
                 exp_avg: &mut self.exp_avg,
                 exp_avg_sq: &mut self.exp_avg_sq,
                 decay_mask: self.decay_mask.as_ref(),
             };
-            if self.one_pass_kernel && kernel::supports(&buffers, grad) {
-                return kernel::step(buffers, grad, scale.as_ref(), scalars);
+            if self.one_pass_kernel && adamw::kernel_takes(&buffers, grad) {
+                return adamw::kernel_step(buffers, grad, scale.as_ref(), scalars);
             }
             match &scale {
                 Some(factor) => reference_step(buffers, &(grad * factor), scalars),
@@ -227,7 +222,7 @@ impl AdamW {
 
 /// The step as tensor operations, in place: the formulation the one-pass kernel is tested against,
 /// and the one for every device the kernel does not take.
-fn reference_step(buffers: kernel::Buffers, grad: &Tensor, s: StepScalars) {
+fn reference_step(buffers: Buffers, grad: &Tensor, s: StepScalars) {
     let p = buffers.params;
     match (buffers.decay_mask, s.lr_decay != 0.0) {
         (_, false) => {}
@@ -339,6 +334,7 @@ mod tests {
     /// only, gradients large enough for clipping to engage and small enough for it not to, over
     /// several steps (the moments' history matters).
     #[test]
+    #[cfg(feature = "cpu-kernels")]
     fn one_pass_kernel_matches_the_tensor_operations() {
         let settings = AdamWSpec {
             beta1: 0.9,
@@ -360,7 +356,7 @@ mod tests {
         let (_vs_reference, mut reference) = make(false);
         let n = kernel_path.parameters().numel() as i64;
         {
-            let buffers = kernel::Buffers {
+            let buffers = Buffers {
                 params: &mut kernel_path.flat_params,
                 exp_avg: &mut kernel_path.exp_avg,
                 exp_avg_sq: &mut kernel_path.exp_avg_sq,
@@ -368,7 +364,7 @@ mod tests {
             };
             let grad = Tensor::zeros([n], (Kind::Float, Device::Cpu));
             assert!(
-                kernel::supports(&buffers, &grad),
+                adamw::kernel_takes(&buffers, &grad),
                 "the test must exercise the kernel"
             );
         }

@@ -22,11 +22,10 @@ use std::ffi::{c_int, c_void};
 use std::panic::AssertUnwindSafe;
 use std::sync::{Mutex, PoisonError};
 
-use tch::{Device, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 use crate::kernels::dropout::ThreadKeys;
 use crate::model::Gpt;
-use crate::spec::{ThreadSplit, TrainingSpec};
 use crate::train::optim::AdamW;
 
 extern "C" {
@@ -35,16 +34,6 @@ extern "C" {
         job: extern "C" fn(*mut c_void, c_int),
         context: *mut c_void,
     ) -> c_int;
-}
-
-/// How many shares a step on `device` splits its batch into: libtorch's thread count under
-/// `thread_split: batch` on the CPU (set from `training.threads` or `--threads` before this is
-/// asked), else 1, one computation.
-pub fn shares_for(training: &TrainingSpec, device: Device) -> usize {
-    match (training.thread_split, device) {
-        (ThreadSplit::Batch, Device::Cpu) => tch::get_num_threads().max(1) as usize,
-        _ => 1,
-    }
 }
 
 /// One thread's share of a batch: its inputs, targets and the seed of its dropout keys.

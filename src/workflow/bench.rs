@@ -14,15 +14,15 @@ use tch::{Device, Kind, Tensor};
 
 use crate::device::synchronize;
 use crate::error::{Error, Result};
-use crate::kernels::linear::{self, Fp32Products};
 use crate::layers::precision::Precision;
 use crate::model::summary::FlopsPerToken;
 use crate::model::Gpt;
+use crate::ops;
 use crate::resources::MemoryEstimate;
 use crate::spec::Spec;
 use crate::train::optim::AdamW;
 use crate::train::replicas::{Replicas, Requests};
-use crate::train::thread_split::{shares_for, split_gradient, Share};
+use crate::train::shares_for;
 
 /// The most steps a benchmark times (or warms up with): the timings are kept in memory.
 pub const MAX_STEPS: u64 = 1_000_000;
@@ -129,6 +129,13 @@ pub fn bench(
         )));
     }
     let shares = shares_for(&spec.training, device);
+    if shares > 1 && !cfg!(feature = "cpu-kernels") {
+        return Err(Error::Usage(
+            "training.thread_split: batch needs gptbuild built with its CPU kernels (the \
+             cpu-kernels feature)"
+                .into(),
+        ));
+    }
     if batch % (world_size * shares) as i64 != 0 {
         return Err(Error::Usage(format!(
             "training.batch_size ({batch}) must be a multiple of the {world_size} processes' \
@@ -139,23 +146,31 @@ pub fn bench(
     let x = Tensor::randint(VOCAB_SIZE, [share, block], (Kind::Int64, device));
     let y = Tensor::randint(VOCAB_SIZE, [share, block], (Kind::Int64, device));
     // Under `thread_split: batch`, each thread's rows, as training splits them.
-    let per_thread = share / shares as i64;
-    let split: Vec<Share> = (0..shares as i64)
-        .map(|i| Share {
-            x: x.narrow(0, i * per_thread, per_thread),
-            y: y.narrow(0, i * per_thread, per_thread),
-            dropout_seed: spec.training.seed.wrapping_add(i as u64),
-        })
-        .collect();
+    #[cfg(feature = "cpu-kernels")]
+    let split: Vec<crate::train::thread_split::Share> = {
+        let per_thread = share / shares as i64;
+        (0..shares as i64)
+            .map(|i| crate::train::thread_split::Share {
+                x: x.narrow(0, i * per_thread, per_thread),
+                y: y.narrow(0, i * per_thread, per_thread),
+                dropout_seed: spec.training.seed.wrapping_add(i as u64),
+            })
+            .collect()
+    };
     // (step, all-reduce) milliseconds.
     let mut step = || -> Result<(f64, f64)> {
         let started = Instant::now();
         let room = replicas.room_after_gradient();
-        let gradient = if shares == 1 {
-            let loss = Gpt::loss(&model.forward_t(&x, true), &y);
-            optimizer.flat_gradient(&loss, room)
-        } else {
-            split_gradient(&model, &optimizer, &split, room).gradient
+        let gradient = match shares {
+            #[cfg(feature = "cpu-kernels")]
+            2.. => {
+                crate::train::thread_split::split_gradient(&model, &optimizer, &split, room)
+                    .gradient
+            }
+            _ => {
+                let loss = Gpt::loss(&model.forward_t(&x, true), &y);
+                optimizer.flat_gradient(&loss, room)
+            }
         };
         synchronize(device);
         let exchange = Instant::now();
@@ -201,24 +216,16 @@ pub fn bench(
 /// Median throughput of a square matrix product in `kind`, large enough to be compute-bound: 1024²
 /// on a CPU (≈2 GFLOP, milliseconds there), 8192² on a GPU, where a 1024² product is over in
 /// microseconds and would time the kernel launch. Through the library the linear layers use: in
-/// fp32 on a CPU where they multiply through oneDNN ([`crate::kernels::linear`]), oneDNN's
+/// fp32 on a CPU where they multiply through oneDNN ([`crate::ops::linear`]), oneDNN's
 /// product, about twice MKL's on AMD, or the MFU would be measured against the slower library.
 pub fn matmul_peak_gflops(device: Device, kind: Kind) -> f64 {
     let n = if device.is_cuda() { 8192i64 } else { 1024 };
     let a = Tensor::randn([n, n], (kind, device));
     let b = Tensor::randn([n, n], (kind, device));
-    let onednn = device == Device::Cpu
-        && kind == Kind::Float
-        && linear::fp32_products() == Fp32Products::OneDnn;
-    let product = || {
-        if onednn {
-            // The layers' own call (aᵀ's transpose aside: the same product size); oneDNN was
-            // probed when chosen, and should it refuse now MKL's product stands in.
-            if let Ok(product) = linear::linear(&a, &b, None) {
-                return product;
-            }
-        }
-        a.matmul(&b)
+    let product = || match device == Device::Cpu && kind == Kind::Float {
+        // The layers' own call (a·bᵀ rather than a·b: the same product size).
+        true => ops::linear(&a, &b, None),
+        false => a.matmul(&b),
     };
     let _ = product();
     synchronize(device);

@@ -19,7 +19,6 @@ use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::SpecError;
-use crate::kernels::dropout as kernel;
 use crate::layers::attention::fused;
 use crate::layers::attention::kv_cache::KeyValueCache;
 use crate::layers::attention::qk_norm::{QkNorm, QkNormLayer};
@@ -31,6 +30,7 @@ use crate::layers::{
     require_size, Attention, AttentionCache, AttentionKind, Dims, PositionalEncoding, ResolveKind,
     ResolvedAttention,
 };
+use crate::ops;
 
 /// `attention: {kind: multi_head, n_head: 4, head_size: 8, projection: true}`, and the optional
 /// `n_kv_head`, `qkv_bias`, `projection_bias`, `qk_norm`, `fused`.
@@ -284,18 +284,14 @@ impl MultiHeadAttention {
         if self.fused {
             let group = self.n_head / self.n_kv_head;
             let (k, v) = (fused::repeat_kv(&k, group), fused::repeat_kv(&v, group));
-            return fused::attend(&q, &k, &v, start, &future, bias, scale, dropout);
+            return ops::causal_attention(&q, &k, &v, start, &future, bias, scale, dropout);
         }
         // One head at a time, each with its own slice of queries and its group's keys and values.
         let group = self.n_head / self.n_kv_head;
-        // On the CPU every head drops by its slice of one [B, H, n, len] mask from the fused
-        // kernel's generator, so that both formulations drop the same weights; elsewhere each head
-        // draws its own.
-        let layer_mask = (dropout > 0.0 && q.device() == Device::Cpu).then(|| {
-            let shape = [q.size()[0], self.n_head, n, len];
-            kernel::dropout_keep(kernel::draw_key(), &shape, dropout)
-                .unwrap_or_else(|error| panic!("{error}"))
-        });
+        // Each head drops by its slice of the mask all heads at once would draw, where there is
+        // one, so that both formulations drop the same weights; else each head draws its own.
+        let layer_mask =
+            ops::attention_dropout_mask([q.size()[0], self.n_head, n, len], dropout, q.device());
         let heads: Vec<Tensor> = (0..self.n_head)
             .map(|head| {
                 let visibility = Visibility {

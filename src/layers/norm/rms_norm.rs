@@ -2,17 +2,14 @@
 //! vector by its RMS over the C features and apply a learned gain — LayerNorm without the mean
 //! subtraction and the bias. The paper finds the re-centring unnecessary; RMSNorm is cheaper and
 //! is what LLaMA-style models use. Shapes: `[.., C] -> [.., C]`.
-//!
-//! On the CPU in fp32 it runs as one kernel each way ([`crate::kernels::rms_norm`]); elsewhere as
-//! the formula below, which the tests hold the kernel to.
 
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init, ModuleT};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::error::SpecError;
-use crate::kernels::rms_norm as kernel;
 use crate::layers::{require_eps, Dims, Layer, NormKind, ResolveKind, ResolvedNorm};
+use crate::ops;
 
 /// `norm: {kind: rmsnorm, eps: 1.0e-5}`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -59,12 +56,7 @@ pub struct RmsNorm {
 
 impl ModuleT for RmsNorm {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
-        if kernel::supports(x, &self.weight) {
-            // `supports` checked the inputs and `eps` is a validated spec value (positive).
-            return kernel::rms_norm(x, &self.weight, self.eps)
-                .unwrap_or_else(|error| panic!("{error}"));
-        }
-        let mean_square = x.square().mean_dim(-1, true, Kind::Float);
-        x * (mean_square + self.eps).rsqrt() * &self.weight
+        // x / √(mean(x²) + eps) · gain, over the C features of each token.
+        ops::rms_norm(x, &self.weight, self.eps)
     }
 }
