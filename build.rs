@@ -10,14 +10,15 @@
 //!   `tch::Cuda::is_available()` is false on every GPU machine. On a machine without a GPU the
 //!   library loads and stays idle. A CPU-only libtorch has no such file and links as before.
 //!
-//! - the C++ seam to c10d, libtorch's distributed engine (`src/distributed/c10d.cpp`), compiled
-//!   with the `cc` crate against the headers of that same libtorch. Gloo's own headers, which the
+//! - with the `distributed` feature, the C++ seam to c10d, libtorch's distributed engine
+//!   (`src/distributed/c10d.cpp`), compiled with the `cc` crate against the headers of that same libtorch. Gloo's own headers, which the
 //!   wheel lacks, come from Debian's `libgloo-dev` (scripts/env.sh installs it); libtorch already
 //!   contains Gloo's code. With a CUDA libtorch, and NCCL's and CUDA's headers beside it (the
 //!   `nvidia-nccl` and `nvidia-cuda-runtime` wheels torch depends on, and `nvidia-cuda-crt` and
 //!   `nvidia-cuda-cccl`, which requirements.txt adds), NCCL groups are compiled in as well.
 //!
-//! - the kernels libtorch lacks (`src/kernels/*.cpp`: causal attention with dropout for the CPU),
+//! - with the `cpu-kernels` feature, the kernels libtorch lacks (`src/kernels/*.cpp`: causal
+//!   attention with dropout for the CPU, RMSNorm, AdamW, the oneDNN linear map),
 //!   compiled the same way, always optimised (`-O3`), since the tests must run the code users run;
 //!   with them the parallel region that trains a batch's shares side by side
 //!   (`src/train/thread_split.cpp`).
@@ -32,6 +33,11 @@ fn main() {
     let dir = std::env::var("DEP_TCH_LIBTORCH_LIB").unwrap_or_default();
     let linux = std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
     let cuda = linux && !dir.is_empty() && Path::new(&dir).join("libtorch_cuda.so").is_file();
+    // For the build scripts of crates that depend on gptbuild (`links = "gptbuild"`): their
+    // binaries need the same rpath, and Cargo passes link arguments to no one but this package's
+    // own targets. The one line a user's build.rs needs (README, "Library"):
+    // println!("cargo:rustc-link-arg=-Wl,-rpath,{}", std::env::var("DEP_GPTBUILD_LIBTORCH_LIB").unwrap());
+    println!("cargo:libtorch_lib={dir}");
     if !dir.is_empty() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
         // A wheel swapped at the same path (CPU-only for CUDA) changes the directory.
@@ -40,8 +46,11 @@ fn main() {
     if cuda {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-L{dir},-ltorch_cuda,--as-needed");
     }
-    if !dir.is_empty() {
+    let feature = |name: &str| std::env::var_os(format!("CARGO_FEATURE_{name}")).is_some();
+    if !dir.is_empty() && feature("DISTRIBUTED") {
         compile_c10d_seam(Path::new(&dir), cuda);
+    }
+    if !dir.is_empty() && feature("CPU_KERNELS") {
         compile_kernels(Path::new(&dir));
     }
     println!("cargo:rustc-env=GPTBUILD_LIBTORCH_LIB={dir}");
@@ -54,23 +63,33 @@ fn main() {
 /// The file holding the C++ seam.
 const C10D_SEAM: &str = "src/distributed/c10d.cpp";
 
-/// Where a Debian system keeps Gloo's headers (`libgloo-dev`).
-const GLOO_HEADER: &str = "/usr/include/gloo/algorithm.h";
+/// Where a Debian system keeps Gloo's headers (`libgloo-dev`); `GPTBUILD_GLOO_INCLUDE` names
+/// another include directory (CI points it at an empty one to show that a build without the
+/// `distributed` feature never reads them).
+const GLOO_INCLUDE: &str = "/usr/include";
 
 /// Compiles the c10d seam against libtorch (`lib` is its library directory) into a static
 /// library linked into the crate; with NCCL when `cuda` and NCCL's headers are found.
 fn compile_c10d_seam(lib: &Path, cuda: bool) {
     println!("cargo:rerun-if-changed={C10D_SEAM}");
-    println!("cargo:rerun-if-changed={GLOO_HEADER}");
-    if !Path::new(GLOO_HEADER).is_file() {
+    println!("cargo:rerun-if-env-changed=GPTBUILD_GLOO_INCLUDE");
+    let include = std::env::var("GPTBUILD_GLOO_INCLUDE").unwrap_or_else(|_| GLOO_INCLUDE.into());
+    let header = Path::new(&include).join("gloo/algorithm.h");
+    println!("cargo:rerun-if-changed={}", header.display());
+    if !header.is_file() {
         panic!(
-            "Gloo's headers are missing ({GLOO_HEADER}): install Debian's libgloo-dev \
-             (`apt-get install libgloo-dev`; scripts/env.sh does it)"
+            "Gloo's headers are missing ({}): install Debian's libgloo-dev \
+             (`apt-get install libgloo-dev`; scripts/env.sh does it), or build without the \
+             `distributed` feature",
+            header.display()
         );
     }
     let torch = torch_dir(lib);
     let mut build = against_libtorch(&torch);
-    build.file(C10D_SEAM).define("USE_C10D_GLOO", None);
+    build
+        .file(C10D_SEAM)
+        .include(&include)
+        .define("USE_C10D_GLOO", None);
     let nccl = cuda.then(|| cuda_headers(&torch)).flatten();
     if cuda && nccl.is_none() {
         println!(

@@ -13,8 +13,29 @@ use crate::spec::DeviceSpec;
 /// `LD_LIBRARY_PATH` set at run time takes precedence).
 pub const LIBTORCH_LIB: &str = env!("GPTBUILD_LIBTORCH_LIB");
 
+/// Loads libtorch's CUDA backend (`libtorch_cuda.so`, beside the libtorch this crate was built
+/// against) into the process if it is not there yet, so that `tch::Cuda::is_available()` can
+/// find a GPU. gptbuild's own binaries link it; a program built on the library gets it here,
+/// from [`select`], [`crate::Trainer::for_spec`] and [`crate::load_checkpoint`], without flags
+/// of its own. A CPU-only libtorch has no such library: nothing to do. Safe to call often.
+pub fn load_cuda_backend() -> CudaBackend {
+    static LOADED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    LOADED.get_or_init(|| {
+        if CudaBackend::of_this_process() == CudaBackend::NotLoaded {
+            let path = std::path::Path::new(LIBTORCH_LIB).join("libtorch_cuda.so");
+            if let Ok(path) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) {
+                // SAFETY: a NUL-terminated path; the library stays loaded for the process's life
+                // (its static initialisers register the CUDA backend with libtorch).
+                let _ = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+            }
+        }
+    });
+    CudaBackend::of_this_process()
+}
+
 /// The device `wanted` names, or an error saying why it is not there.
 pub fn select(wanted: DeviceSpec) -> Result<Device> {
+    load_cuda_backend();
     match wanted {
         DeviceSpec::Cpu => Ok(Device::Cpu),
         DeviceSpec::Auto => {
@@ -171,8 +192,8 @@ pub struct DeviceReport {
     pub cudnn: bool,
     pub cpu: CpuInfo,
     pub cpu_threads: i32,
-    /// Which library multiplies fp32 matrices on the CPU ([`crate::kernels::linear`]).
-    pub fp32_products: crate::kernels::linear::Fp32Products,
+    /// Which library multiplies fp32 matrices on the CPU ([`crate::ops::linear`]).
+    pub fp32_products: crate::ops::Fp32Products,
     /// Whether multi-GPU training (c10d's NCCL) was compiled in; Gloo (CPU) always is.
     pub nccl: bool,
 }
@@ -187,8 +208,8 @@ impl DeviceReport {
             cudnn: tch::Cuda::cudnn_is_available(),
             cpu: CpuInfo::of_this_machine(),
             cpu_threads: tch::get_num_threads(),
-            fp32_products: crate::kernels::linear::fp32_products(),
-            nccl: crate::distributed::c10d::has_nccl(),
+            fp32_products: crate::ops::fp32_products(),
+            nccl: cfg!(feature = "distributed") && nccl_compiled(),
         }
     }
 
@@ -233,6 +254,18 @@ impl DeviceReport {
                 false => "Gloo for CPU processes (NCCL not compiled in)",
             },
         )
+    }
+}
+
+/// Whether the c10d seam was compiled with NCCL groups.
+fn nccl_compiled() -> bool {
+    #[cfg(feature = "distributed")]
+    {
+        crate::distributed::c10d::has_nccl()
+    }
+    #[cfg(not(feature = "distributed"))]
+    {
+        false
     }
 }
 

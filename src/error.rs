@@ -130,7 +130,8 @@ pub enum Error {
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 
-    /// One of gptbuild's own kernels ([`crate::kernels`]) refused its inputs or failed.
+    /// One of gptbuild's own kernels (`crate::kernels`) refused its inputs or failed.
+    #[cfg(feature = "cpu-kernels")]
     #[error("kernel {0}")]
     Kernel(#[from] crate::kernels::KernelError),
 }

@@ -6,9 +6,12 @@
 //! that as "stuck" used to skip the checkpoint of an interrupted run.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(feature = "cli")]
 use std::sync::OnceLock;
+#[cfg(feature = "cli")]
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "cli")]
 use crate::error::{Error, Result};
 
 /// The conventional exit code of a program ended by Ctrl-C (128 + SIGINT).
@@ -17,9 +20,13 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 
 /// Signals this soon after the first are the same request delivered twice.
+#[cfg(feature = "cli")]
 const SAME_REQUEST: Duration = Duration::from_millis(500);
 
-/// Routes Ctrl-C and SIGTERM to [`requested`]. Safe to call more than once.
+/// Routes Ctrl-C and SIGTERM to [`requested`]. Safe to call more than once. (A program built on
+/// the library without the `cli` feature routes its own signals, or anything else, to
+/// [`request`].)
+#[cfg(feature = "cli")]
 pub fn install() -> Result<()> {
     static INSTALLED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     INSTALLED
@@ -41,7 +48,13 @@ pub fn install() -> Result<()> {
         .map_err(|message| Error::Usage(format!("cannot handle Ctrl-C: {message}")))
 }
 
-/// Whether Ctrl-C or SIGTERM has arrived since [`install`].
+/// Asks the loops polling [`requested`] (training, endless sampling) to stop after their current
+/// step, as Ctrl-C does.
+pub fn request() {
+    REQUESTED.store(true, Ordering::SeqCst);
+}
+
+/// Whether Ctrl-C or SIGTERM has arrived since [`install`], or [`request`] was called.
 pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)
 }

@@ -33,7 +33,12 @@ inventory::collect!(KindSchema);
 ///
 /// It emits the typetag registration (so the spec parser reads `kind: learned` into `Learned`,
 /// whose [`ResolveKind`](crate::layers::ResolveKind) impl resolves it) and the kind's JSON Schema.
-/// The name is written here only.
+/// The name is written here only. The family is `Position`, `Attention`, `FeedForward`, `Norm`
+/// or `Tokenizer`.
+///
+/// From another crate (`examples/custom_layer.rs` does it): the kind derives serde's
+/// `Serialize`/`Deserialize` and `schemars::JsonSchema`, so that crate depends on `serde`,
+/// `typetag` and `schemars` too.
 #[macro_export]
 macro_rules! register_kind {
     (Position, $name:tt, $ty:ty) => {
@@ -85,11 +90,11 @@ macro_rules! register_kind {
         $crate::register_kind!(@schema $family, $name, $ty);
     };
     (@schema $family:ident, $name:tt, $ty:ty) => {
-        inventory::submit! {
+        $crate::__private::inventory::submit! {
             $crate::registry::KindSchema {
                 family: $crate::registry::Family::$family,
                 name: $name,
-                schema: <$ty as schemars::JsonSchema>::json_schema,
+                schema: <$ty as $crate::__private::schemars::JsonSchema>::json_schema,
             }
         }
     };

@@ -1,5 +1,6 @@
 //! The real binary on real files: the course's log format, sampling from the saved checkpoint, and
 //! one clear line (never a panic) for each kind of bad input.
+#![cfg(feature = "cli")]
 
 mod common;
 
@@ -884,4 +885,30 @@ fn sizes_the_machine_cannot_bear_are_refused() {
         );
     }
     assert!(!Path::new(runs).exists(), "a refused run writes nothing");
+}
+
+/// A build without the `distributed` feature started under torchrun's variables says so in one
+/// line instead of training a process alone.
+#[cfg(not(feature = "distributed"))]
+#[test]
+fn a_build_without_distributed_refuses_torchrun() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(BIN)
+        .args(["run", "task06", "--iters", "2"])
+        .current_dir(common::repo_root())
+        .env("GPTBUILD_DATA", common::corpus_path())
+        .env("RANK", "0")
+        .env("WORLD_SIZE", "2")
+        .env("LOCAL_RANK", "0")
+        .env("LOCAL_WORLD_SIZE", "2")
+        .env("MASTER_ADDR", "127.0.0.1")
+        .env("MASTER_PORT", "29999")
+        .arg("--runs-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_clean_failure(
+        &output,
+        "this build of gptbuild has no data-parallel training",
+    );
 }

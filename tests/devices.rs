@@ -3,6 +3,7 @@
 //! symbol of it is referenced), and nothing on a CPU-only machine showed it; this test shows it
 //! there: the library is mapped into the test process, and `gptbuild devices` reports it. With a
 //! CPU-only libtorch both tests check only that nothing claims a CUDA backend.
+#![cfg(feature = "cli")]
 #![cfg(target_os = "linux")]
 
 use std::path::Path;

@@ -1,6 +1,7 @@
 //! Data-parallel training for real: several `gptbuild` processes meeting over loopback through
 //! c10d (Gloo), launched with torchrun's variables set by hand and by torchrun itself. Each test
 //! holds a lock, so that at most two training processes (one thread each) share the machine.
+#![cfg(all(feature = "cli", feature = "distributed"))]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The corpus download, against a local HTTP server: a verified file is kept, a wrong checksum is
 //! an error and leaves nothing behind. One test function, because it changes the working
 //! directory and environment of the whole process.
+#![cfg(feature = "download")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Faults of the environment a real user meets, on the real binary: a corpus or spec that never
 //! ends (a device, a pipe), a disk that fills up in the middle of a run, and one run directory
 //! written by two processes. (Ranks that disagree: `tests/distributed.rs`.)
+#![cfg(feature = "cli")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Prepared token files (`gptbuild prepare`): nanoGPT's `train.bin` / `val.bin` beside the
 //! tokenizer, memory-mapped for training. Mapped batches equal in-memory ones; prepare → run →
 //! evaluate works; every malformed directory is one error naming its file.
+#![cfg(feature = "cli")]
 
 mod common;
 

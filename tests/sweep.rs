@@ -1,5 +1,6 @@
 //! `gptbuild sweep` end to end on tiny budgets: every trial trained, the table and the best spec
 //! written beside the sweep file, and a second invocation resuming without retraining.
+#![cfg(feature = "cli")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! `training.thread_split: batch`: a batch trained in shares side by side, one thread each, gives
 //! the gradient its replicas give one after the other — each share's rows, each share's dropout
 //! keys from libtorch's generator seeded as that replica's process would seed it — averaged.
+#![cfg(feature = "cpu-kernels")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Tokenizers beyond characters (`data.tokenizer`): the character vocabulary stays the course's,
 //! byte-level BPE trains deterministically on the training split and accepts any text, streams
 //! decode whole characters, checkpoints carry the tokenizer, and bits per character compare them.
+#![cfg(feature = "cli")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Training end to end on the real corpus: a short run's loss log is pinned (up to rounding), runs are reproducible
 //! from their seed, and checkpoints restore the exact model.
+#![cfg(feature = "cli")]
 
 mod common;
 
@@ -242,10 +243,35 @@ fn a_resumed_run_continues_exactly() {
     resumed_run_continues_exactly("", 1);
 }
 
-/// The same with the batch split among two threads, each drawing its own dropout keys.
+/// The same with the batch split among two threads, each drawing its own dropout keys (the
+/// kernels' per-thread generators: `thread_split` needs `cpu-kernels`).
 #[test]
+#[cfg(feature = "cpu-kernels")]
 fn a_resumed_run_split_by_threads_continues_exactly() {
     resumed_run_continues_exactly("  thread_split: batch\n", 2);
+}
+
+/// Without the kernels there is no `thread_split: batch` (its threads' dropout generators are the
+/// kernels'): a spec asking for it on two threads is refused, not trained another way.
+#[test]
+#[cfg(not(feature = "cpu-kernels"))]
+fn thread_split_needs_the_kernels() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec_path = dir.path().join("split.yaml");
+    let task05 = std::fs::read_to_string(common::repo_root().join("architectures/task05.yaml"))
+        .unwrap()
+        .replace("training:\n", "training:\n  thread_split: batch\n");
+    std::fs::write(&spec_path, task05).unwrap();
+    let options = RunOptions {
+        data: Some(corpus_path()),
+        runs_dir: Some(dir.path().join("runs")),
+        max_iters: Some(2),
+        threads: Some(2),
+        device: Some(gptbuild::spec::DeviceSpec::Cpu),
+        ..RunOptions::default()
+    };
+    let error = run(&spec_path, &options, &mut Vec::new()).expect_err("refused");
+    assert!(error.to_string().contains("cpu-kernels feature"), "{error}");
 }
 
 /// Task 5 with dropout 0.1 and `training_yaml` added, on `threads` threads: stopped at 30 and

@@ -223,6 +223,9 @@ pub fn ensure_same_model(checkpoint: &Path, spec: &Spec, trained: &Spec) -> Resu
 /// Reads a checkpoint and rebuilds its model on `device`. Foreign, truncated or inconsistent files
 /// are errors, never panics.
 pub fn load(path: &Path, device: Device) -> Result<LoadedModel> {
+    if device.is_cuda() {
+        crate::device::load_cuda_backend();
+    }
     let (bytes, meta) = read_with_format(path, FORMAT, "a gptbuild checkpoint")?;
     let bad = |message: String| checkpoint_error(path, message);
     let field = |key: &str| {

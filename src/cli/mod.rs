@@ -20,6 +20,7 @@ pub mod sample;
 pub mod schema;
 pub mod sweep;
 pub mod trained_model;
+pub mod values;
 
 /// Exit code for a failed command (usage errors exit with clap's 2).
 pub const EXIT_FAILURE: u8 = 1;

@@ -13,7 +13,6 @@ pub mod vocab;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
@@ -21,7 +20,6 @@ use tch::{Device, Kind, Tensor};
 use crate::data::prepared::{MappedIds, PreparedCorpus};
 use crate::data::tokenizer::{Tokenizer, TokenizerKind};
 use crate::error::{Error, Result};
-use crate::files::write_whole;
 use crate::resources::MemoryEstimate;
 
 /// Environment variable naming the corpus file.
@@ -109,24 +107,43 @@ pub fn locate_corpus(cli: Option<&Path>, spec: Option<&Path>) -> Result<PathBuf>
     if default.is_file() {
         return Ok(default);
     }
+    download_corpus(&default)?;
+    Ok(default)
+}
+
+/// Downloads Tiny Shakespeare to `dest` (from `GPTBUILD_DATA_URL` if set), verified.
+#[cfg(feature = "download")]
+fn download_corpus(dest: &Path) -> Result<()> {
     let url = std::env::var(DATA_URL_ENV).unwrap_or_else(|_| CORPUS_URL.to_string());
     eprintln!(
         "downloading Tiny Shakespeare from {url} to {}",
-        default.display()
+        dest.display()
     );
-    download_verified(&url, CORPUS_SHA256, &default)?;
-    Ok(default)
+    download_verified(&url, CORPUS_SHA256, dest)
+}
+
+/// Without the `download` feature there is nothing to download with: say where to put the corpus.
+#[cfg(not(feature = "download"))]
+fn download_corpus(dest: &Path) -> Result<()> {
+    Err(Error::Corpus {
+        path: dest.to_path_buf(),
+        message: format!(
+            "no corpus found: name one (the spec's data.path, ${DATA_ENV}) or put Tiny \
+             Shakespeare here (this build does not download: the `download` feature)"
+        ),
+    })
 }
 
 /// Downloads `url` to `dest` if and only if its sha256 is `sha256` (lower-case hex). The file is
 /// written under a temporary name and renamed, so `dest` never holds a partial or wrong download.
+#[cfg(feature = "download")]
 pub fn download_verified(url: &str, sha256: &str, dest: &Path) -> Result<()> {
     let failed = |message: String| Error::Download {
         url: url.to_string(),
         message,
     };
     let response = ureq::get(url)
-        .timeout(Duration::from_secs(60))
+        .timeout(std::time::Duration::from_secs(60))
         .call()
         .map_err(|e| failed(e.to_string()))?;
     let mut bytes = Vec::new();
@@ -146,7 +163,7 @@ pub fn download_verified(url: &str, sha256: &str, dest: &Path) -> Result<()> {
     if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
     }
-    write_whole(dest, &bytes)
+    crate::files::write_whole(dest, &bytes)
 }
 
 /// Lower-case hex sha256 of `bytes`.
@@ -258,6 +275,29 @@ pub fn split_text(text: &str, train_fraction: f64) -> (&str, &str) {
 }
 
 impl Dataset {
+    /// The tokenizer `spec` asks for (`data.tokenizer`, trained on the training split where it
+    /// learns one) and the dataset of `text` split and encoded as `spec` says (`data.train_fraction`,
+    /// `model.block_size`), on `device`: a corpus from any string, not only from a file.
+    pub fn from_text(
+        text: &str,
+        spec: &crate::spec::Spec,
+        device: Device,
+    ) -> Result<(Box<dyn Tokenizer>, Dataset)> {
+        let fraction = spec.data.train_fraction;
+        let tokenizer = spec
+            .data
+            .tokenizer
+            .make(text, split_text(text, fraction).0)?;
+        let dataset = Dataset::new(
+            text,
+            tokenizer.as_ref(),
+            fraction,
+            spec.model.block_size,
+            device,
+        )?;
+        Ok((tokenizer, dataset))
+    }
+
     /// Splits `text` ([`split_text`]) and encodes each part with `tokenizer`; each split must
     /// hold more than `block_size` tokens. (For the character vocabulary this is the course's
     /// split of the ids: one id per character.)

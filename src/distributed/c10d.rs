@@ -5,10 +5,10 @@
 //! a silent peer after the group's timeout), never as a hang.
 
 use std::ffi::{c_char, c_int, c_void, CString};
-use std::time::Duration;
 
 use tch::Tensor;
 
+use crate::distributed::launch::Rendezvous;
 use crate::error::{Error, Result};
 
 /// Room for the C++ side's error message.
@@ -58,21 +58,6 @@ pub enum Backend {
     Gloo,
     /// NCCL: CUDA tensors on this GPU.
     Nccl { device: usize },
-}
-
-/// Where and how the ranks of one group meet: a TCPStore at `host:port`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rendezvous {
-    pub host: String,
-    pub port: u16,
-    pub rank: usize,
-    pub world_size: usize,
-    /// Whether someone else (torchrun's agent) serves the store; else rank 0 does.
-    pub store_is_served: bool,
-    /// Namespace of this group's keys in the store.
-    pub prefix: String,
-    /// How long to wait for a rank to join, or for a collective to complete.
-    pub timeout: Duration,
 }
 
 /// This process's membership of a c10d process group.

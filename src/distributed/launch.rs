@@ -12,7 +12,6 @@
 
 use std::time::Duration;
 
-use crate::distributed::c10d::Rendezvous;
 use crate::error::{Error, Result};
 
 /// How long a rank waits for the others (to join, or to finish a collective) by default: long
@@ -157,6 +156,21 @@ impl Launch {
         }
         Some((cores / self.local_world_size as i64).max(1))
     }
+}
+
+/// Where and how the ranks of one group meet: a TCPStore at `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendezvous {
+    pub host: String,
+    pub port: u16,
+    pub rank: usize,
+    pub world_size: usize,
+    /// Whether someone else (torchrun's agent) serves the store; else rank 0 does.
+    pub store_is_served: bool,
+    /// Namespace of this group's keys in the store.
+    pub prefix: String,
+    /// How long to wait for a rank to join, or for a collective to complete.
+    pub timeout: Duration,
 }
 
 #[cfg(test)]

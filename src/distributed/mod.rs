@@ -5,7 +5,7 @@
 //! | file | job |
 //! |---|---|
 //! | [`launch`] | the environment torchrun sets (rank, world size, where the ranks meet) |
-//! | [`c10d`] | the C++ seam (`c10d.cpp`, compiled by `build.rs`): a process group, its collectives |
+//! | `c10d` | the C++ seam (`c10d.cpp`, compiled by `build.rs` with the `distributed` feature): a process group, its collectives |
 //! | [`replicas`] | [`crate::train::replicas::Replicas`] over that group: what a training step exchanges |
 //!
 //! What one run is, with N processes: every rank holds the whole model and draws the same global
@@ -13,6 +13,7 @@
 //! so all take the step one process would take on the whole batch. Rank 0 owns the run directory
 //! and all output; see [`crate::workflow::run`].
 
+#[cfg(feature = "distributed")]
 pub mod c10d;
 pub mod launch;
 pub mod replicas;

@@ -1,20 +1,70 @@
 //! [`Replicas`] over a c10d process group: what the training step exchanges with the other
 //! processes, as tensors on this process's device (Gloo moves CPU tensors, NCCL CUDA ones).
+//!
+//! Built without the `distributed` feature there is no c10d: joining a group is an error that
+//! says so, and no value of [`C10dReplicas`] can exist.
+#![cfg_attr(not(feature = "distributed"), allow(unused_imports))]
 
 use tch::{Device, Kind, Tensor};
 
+#[cfg(feature = "distributed")]
 use crate::distributed::c10d::{Backend, ProcessGroup};
 use crate::distributed::launch::Launch;
 use crate::error::{Error, Result};
 use crate::train::replicas::{Averaged, Replicas, Requests};
 
 /// This process as one replica of a multi-process launch.
+#[cfg(feature = "distributed")]
 #[derive(Debug)]
 pub struct C10dReplicas {
     group: ProcessGroup,
     device: Device,
 }
 
+/// This build has no data-parallel training: nothing of this type can be made.
+#[cfg(not(feature = "distributed"))]
+#[derive(Debug)]
+pub struct C10dReplicas {
+    never: std::convert::Infallible,
+}
+
+#[cfg(not(feature = "distributed"))]
+impl C10dReplicas {
+    /// Fails: this build has no data-parallel training.
+    pub fn join(launch: &Launch, _device: Device) -> Result<Self> {
+        Err(Error::Distributed {
+            rank: launch.rank,
+            message: "this build of gptbuild has no data-parallel training (it was built \
+                      without the `distributed` feature); rebuild with it, or run one process"
+                .into(),
+        })
+    }
+}
+
+#[cfg(not(feature = "distributed"))]
+impl Replicas for C10dReplicas {
+    fn rank(&self) -> usize {
+        match self.never {}
+    }
+
+    fn world_size(&self) -> usize {
+        match self.never {}
+    }
+
+    fn average_gradient(&mut self, _: Tensor, _: Requests) -> Result<Averaged> {
+        match self.never {}
+    }
+
+    fn sum(&mut self, _: &[f64]) -> Result<Vec<f64>> {
+        match self.never {}
+    }
+
+    fn broadcast_from_first(&mut self, _: &mut Tensor) -> Result<()> {
+        match self.never {}
+    }
+}
+
+#[cfg(feature = "distributed")]
 impl C10dReplicas {
     /// Joins the launch's group, with the transport `device` needs: Gloo for the CPU, NCCL for a
     /// GPU. Returns once every rank has joined.
@@ -36,6 +86,7 @@ impl C10dReplicas {
     }
 }
 
+#[cfg(feature = "distributed")]
 impl Replicas for C10dReplicas {
     fn rank(&self) -> usize {
         self.group.rank()

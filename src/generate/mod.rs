@@ -4,4 +4,5 @@
 
 pub mod context;
 pub mod sample;
+pub mod sampler;
 pub mod stream;

@@ -4,6 +4,7 @@
 pub mod evaluate;
 pub mod optim;
 pub mod replicas;
+#[cfg(feature = "cpu-kernels")]
 pub mod thread_split;
 
 use std::time::{Duration, Instant};
@@ -15,11 +16,10 @@ use crate::data::{Dataset, Split, SplitMix64};
 use crate::error::{Error, Result};
 use crate::interrupt;
 use crate::model::Gpt;
-use crate::spec::{TrainingSpec, ValEval};
+use crate::spec::{ThreadSplit, TrainingSpec, ValEval};
 use crate::train::evaluate::{summed_loss, Window, WindowPlan};
 use crate::train::optim::AdamW;
 use crate::train::replicas::{shard, Replicas, Requests, SingleProcess};
-use crate::train::thread_split::{split_gradient, Share};
 
 /// The batch-sampling stream of training; evaluations use streams `1 + iteration`.
 const TRAIN_STREAM: u64 = 0;
@@ -56,6 +56,16 @@ fn check_batch_split(training: &TrainingSpec, world_size: usize, shares: usize) 
         )));
     }
     Ok(())
+}
+
+/// How many shares a step on `device` splits its batch into: libtorch's thread count under
+/// `thread_split: batch` on the CPU (set from `training.threads` or `--threads` before this is
+/// asked), else 1, one computation.
+pub fn shares_for(training: &TrainingSpec, device: tch::Device) -> usize {
+    match (training.thread_split, device) {
+        (ThreadSplit::Batch, tch::Device::Cpu) => tch::get_num_threads().max(1) as usize,
+        _ => 1,
+    }
 }
 
 /// Average losses on both splits at one iteration.
@@ -153,6 +163,22 @@ impl<'a> Trainer<'a> {
         }
     }
 
+    /// A trainer for `spec` with freshly initialised weights (seeded by `training.seed`), for a
+    /// vocabulary of `vocab_size` tokens, on `device`: the model, its variables and AdamW, ready
+    /// to [`train`](Trainer::train) on `dataset`.
+    pub fn for_spec(
+        spec: &crate::spec::Spec,
+        dataset: &'a Dataset,
+        vocab_size: usize,
+        device: tch::Device,
+    ) -> Result<Self> {
+        crate::device::load_cuda_backend();
+        tch::manual_seed(spec.training.seed as i64);
+        let var_store = VarStore::new(device);
+        let model = Gpt::try_new(&var_store.root(), spec, vocab_size as i64)?;
+        Ok(Trainer::new(model, var_store, dataset, &spec.training))
+    }
+
     /// Trains as one of several replicas: each step draws this replica's share of the batch and
     /// averages the gradient with the others' ([`replicas`]). The batch size must be a multiple
     /// of the world size, so that every replica's share is the same and none is empty.
@@ -166,6 +192,13 @@ impl<'a> Trainer<'a> {
     /// (`training.thread_split: batch`, [`thread_split`]); 1 keeps one computation. This process's
     /// part of the batch must divide evenly among the threads.
     pub fn with_thread_split(mut self, threads: usize) -> Result<Self> {
+        if threads > 1 && !cfg!(feature = "cpu-kernels") {
+            return Err(Error::Usage(
+                "training.thread_split: batch needs gptbuild built with its CPU kernels (the \
+                 cpu-kernels feature)"
+                    .into(),
+            ));
+        }
         check_batch_split(&self.training, self.replicas.world_size(), threads)?;
         self.shares = threads;
         Ok(self)
@@ -289,23 +322,7 @@ impl<'a> Trainer<'a> {
             let loss = Gpt::loss(&self.model.forward_t(&x, true), &y);
             (self.optimizer.flat_gradient(&loss, room), loss)
         } else {
-            // Share i of replica `rank` is replica `rank · shares + i` of `world_size · shares`:
-            // its rows of the batch, its dropout keys.
-            let shares: Vec<Share> = (0..self.shares)
-                .map(|i| {
-                    let replica = rank * self.shares + i;
-                    let rows = shard(&offsets, replica, world_size * self.shares);
-                    let (x, y) = self.dataset.batch_at(Split::Train, rows);
-                    let seed = dropout_seed(self.training.seed, self.iteration(), replica);
-                    Share {
-                        x,
-                        y,
-                        dropout_seed: seed,
-                    }
-                })
-                .collect();
-            let split = split_gradient(&self.model, &self.optimizer, &shares, room);
-            (split.gradient, split.loss)
+            self.split_gradient(&offsets, room)
         };
         let lr = self
             .training
@@ -322,6 +339,37 @@ impl<'a> Trainer<'a> {
         self.requests = averaged.requests;
         self.last_loss = Some(loss.detach());
         Ok(())
+    }
+
+    /// The gradient and loss of the batch at `offsets` trained in [`Trainer::with_thread_split`]'s
+    /// shares, one thread each ([`thread_split`]).
+    #[cfg(feature = "cpu-kernels")]
+    fn split_gradient(&self, offsets: &[i64], room: usize) -> (Tensor, Tensor) {
+        use crate::train::thread_split::{split_gradient, Share};
+        let (rank, world_size) = (self.replicas.rank(), self.replicas.world_size());
+        // Share i of replica `rank` is replica `rank · shares + i` of `world_size · shares`:
+        // its rows of the batch, its dropout keys.
+        let shares: Vec<Share> = (0..self.shares)
+            .map(|i| {
+                let replica = rank * self.shares + i;
+                let rows = shard(offsets, replica, world_size * self.shares);
+                let (x, y) = self.dataset.batch_at(Split::Train, rows);
+                let seed = dropout_seed(self.training.seed, self.iteration(), replica);
+                Share {
+                    x,
+                    y,
+                    dropout_seed: seed,
+                }
+            })
+            .collect();
+        let split = split_gradient(&self.model, &self.optimizer, &shares, room);
+        (split.gradient, split.loss)
+    }
+
+    /// Without the kernels there are no shares ([`Trainer::with_thread_split`] refuses them).
+    #[cfg(not(feature = "cpu-kernels"))]
+    fn split_gradient(&self, _offsets: &[i64], _room: usize) -> (Tensor, Tensor) {
+        unreachable!("with_thread_split accepts one share only without the cpu-kernels feature")
     }
 
     /// Whether the model was evaluated at its current iteration.
@@ -438,13 +486,54 @@ impl Stop {
     }
 }
 
-/// What the training loop reports to: the run's logging, metrics and checkpoints
-/// ([`crate::workflow::recorder`]), or a test's.
+/// What the training loop reports to: the command line's run (its log, metrics and checkpoints),
+/// a test's, or a program's own ([`on_evaluation`] makes one of a closure).
 pub trait Observer {
     /// After each evaluation; an error (e.g. a diverged loss) stops training.
     fn evaluated(&mut self, trainer: &Trainer, evaluation: &Evaluation) -> Result<()>;
     /// After each step; `false` stops training (Ctrl-C).
     fn stepped(&mut self, trainer: &Trainer) -> Result<bool>;
+}
+
+/// An observer that calls `f` with every evaluation and lets training run to its end: the
+/// simplest way to watch the loss from a program.
+///
+/// ```no_run
+/// # fn demo(trainer: &mut gptbuild::Trainer) -> gptbuild::Result<()> {
+/// trainer.train(&mut gptbuild::train::on_evaluation(|e| println!("{}", e.log_line())))?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn on_evaluation<F: FnMut(&Evaluation)>(f: F) -> impl Observer {
+    OnEvaluation(f)
+}
+
+/// The observer [`on_evaluation`] makes.
+struct OnEvaluation<F>(F);
+
+impl<F: FnMut(&Evaluation)> Observer for OnEvaluation<F> {
+    fn evaluated(&mut self, _trainer: &Trainer, evaluation: &Evaluation) -> Result<()> {
+        (self.0)(evaluation);
+        Ok(())
+    }
+
+    fn stepped(&mut self, _trainer: &Trainer) -> Result<bool> {
+        Ok(!interrupt::requested())
+    }
+}
+
+/// An observer that watches nothing: training runs to its end (or to [`interrupt::request`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quietly;
+
+impl Observer for Quietly {
+    fn evaluated(&mut self, _trainer: &Trainer, _evaluation: &Evaluation) -> Result<()> {
+        Ok(())
+    }
+
+    fn stepped(&mut self, _trainer: &Trainer) -> Result<bool> {
+        Ok(!interrupt::requested())
+    }
 }
 
 #[cfg(test)]

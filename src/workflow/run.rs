@@ -34,8 +34,7 @@ use crate::model::Gpt;
 use crate::resources::{self, MemoryEstimate};
 use crate::spec::{DeviceSpec, Spec, WrittenSpec};
 use crate::train::replicas::Replicas;
-use crate::train::thread_split::shares_for;
-use crate::train::{Evaluation, Trainer};
+use crate::train::{shares_for, Evaluation, Trainer};
 use crate::workflow::recorder::{Follower, Recorder};
 
 /// The spec fields a run can override, from the command line (`gptbuild run`'s flags) or a caller;
