@@ -59,7 +59,7 @@ pub fn save(
 }
 
 /// Writes a resumable checkpoint: the weights (as [`save`]) to `model_path` and the training state
-/// (as [`save_training_state`]) to `state_path`, as one: both are written before either replaces
+/// (the optimizer's moments, the step, the batch sampler's state) to `state_path`, as one: both are written before either replaces
 /// its previous version, so a failure (a full disk) leaves the previous pair whole and matching.
 pub fn save_resumable(
     (model_path, state_path): (&Path, &Path),
@@ -101,13 +101,8 @@ fn serialize_model(
     serialize(path, tensors, metadata)
 }
 
-/// Writes a [`TrainingState`] to `path`, atomically.
-pub fn save_training_state(path: &Path, state: &TrainingState) -> Result<()> {
-    let bytes = serialize_training_state(path, state)?;
-    write_whole(path, &bytes)
-}
-
-/// The bytes of a training-state file (see [`save_training_state`]); `path` names it in errors.
+/// The bytes of a training-state file ([`load_training_state`] reads it); `path` names it in
+/// errors.
 fn serialize_training_state(path: &Path, state: &TrainingState) -> Result<Vec<u8>> {
     let tensors = vec![
         (

@@ -68,6 +68,19 @@ pub fn shares_for(training: &TrainingSpec, device: tch::Device) -> usize {
     }
 }
 
+/// Fails for more than one share in a build without `cpu-kernels`: the shares' threads draw
+/// their dropout from the kernels' per-thread generators ([`thread_split`]).
+pub fn require_shares_built(shares: usize) -> Result<()> {
+    if shares > 1 && !cfg!(feature = "cpu-kernels") {
+        return Err(Error::Usage(
+            "training.thread_split: batch needs gptbuild built with its CPU kernels (the \
+             cpu-kernels feature)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Average losses on both splits at one iteration.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Evaluation {
@@ -192,13 +205,7 @@ impl<'a> Trainer<'a> {
     /// (`training.thread_split: batch`, [`thread_split`]); 1 keeps one computation. This process's
     /// part of the batch must divide evenly among the threads.
     pub fn with_thread_split(mut self, threads: usize) -> Result<Self> {
-        if threads > 1 && !cfg!(feature = "cpu-kernels") {
-            return Err(Error::Usage(
-                "training.thread_split: batch needs gptbuild built with its CPU kernels (the \
-                 cpu-kernels feature)"
-                    .into(),
-            ));
-        }
+        require_shares_built(threads)?;
         check_batch_split(&self.training, self.replicas.world_size(), threads)?;
         self.shares = threads;
         Ok(self)

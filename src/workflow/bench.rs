@@ -22,7 +22,7 @@ use crate::resources::MemoryEstimate;
 use crate::spec::Spec;
 use crate::train::optim::AdamW;
 use crate::train::replicas::{Replicas, Requests};
-use crate::train::shares_for;
+use crate::train::{require_shares_built, shares_for};
 
 /// The most steps a benchmark times (or warms up with): the timings are kept in memory.
 pub const MAX_STEPS: u64 = 1_000_000;
@@ -129,13 +129,7 @@ pub fn bench(
         )));
     }
     let shares = shares_for(&spec.training, device);
-    if shares > 1 && !cfg!(feature = "cpu-kernels") {
-        return Err(Error::Usage(
-            "training.thread_split: batch needs gptbuild built with its CPU kernels (the \
-             cpu-kernels feature)"
-                .into(),
-        ));
-    }
+    require_shares_built(shares)?;
     if batch % (world_size * shares) as i64 != 0 {
         return Err(Error::Usage(format!(
             "training.batch_size ({batch}) must be a multiple of the {world_size} processes' \
