@@ -2,9 +2,7 @@
 //! al. 2021, "Primer", arXiv 2109.08668), registered under `kind: squared_relu`, named by a spec's
 //! YAML, trained, and shown in the parameter table.
 //! `cargo run --release --example custom_layer`
-use gptbuild::layers::{
-    dropout, Dims, FeedForwardKind, Layer, Linear, ResolveKind, ResolvedFeedForward, Role,
-};
+use gptbuild::layers::{dropout, Dims, Layer, Linear, ResolveKind, ResolvedFeedForward, Role};
 use gptbuild::prelude::*;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, ModuleT};
@@ -47,10 +45,6 @@ impl ResolvedFeedForward for SquaredRelu {
             ),
             dropout: dims.residual_dropout,
         }))
-    }
-
-    fn written(&self) -> Box<dyn FeedForwardKind> {
-        Box::new(self.clone())
     }
 }
 

@@ -36,11 +36,30 @@ inventory::collect!(KindSchema);
 /// The name is written here only. The family is `Position`, `Attention`, `FeedForward`, `Norm`
 /// or `Tokenizer`.
 ///
+/// A kind with nothing to resolve (no size left out, no field to check) is its own resolved form:
+/// `register_kind!(FeedForward, "none", NoFeedForward, resolves_to_itself);` also emits its
+/// [`ResolveKind`](crate::layers::ResolveKind) impl, and [`WrittenAs`](crate::layers::WrittenAs)
+/// comes with any kind that is `Clone`, so such a kind implements only the family's resolved trait.
+///
 /// From another crate (`examples/custom_layer.rs` does it): the kind derives serde's
 /// `Serialize`/`Deserialize` and `schemars::JsonSchema`, so that crate depends on `serde`,
 /// `typetag` and `schemars` too.
 #[macro_export]
 macro_rules! register_kind {
+    ($family:ident, $name:tt, $ty:ty, resolves_to_itself) => {
+        impl $crate::layers::ResolveKind for $ty {
+            type Resolved = $ty;
+
+            fn resolve(
+                &self,
+                _dims: &$crate::layers::Dims,
+            ) -> ::std::result::Result<$ty, $crate::error::SpecError> {
+                Ok(::std::clone::Clone::clone(self))
+            }
+        }
+
+        $crate::register_kind!($family, $name, $ty);
+    };
     (Position, $name:tt, $ty:ty) => {
         $crate::register_kind!(@kind Position, PositionKind, ResolvedPosition, $name, $ty);
     };

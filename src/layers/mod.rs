@@ -92,13 +92,34 @@ pub type Layer = Box<dyn nn::ModuleT>;
 /// resolved form (`type Resolved = Self`).
 ///
 /// [`register_kind!`](crate::register_kind) turns this into the family's trait object, so a kind
-/// file implements this trait, the family's resolved trait, and registers once.
+/// file implements this trait, the family's resolved trait, and registers once; a kind with
+/// nothing to resolve registers with `resolves_to_itself` and the macro implements this trait.
 pub trait ResolveKind {
     /// The kind with every size stated, which builds the layer.
     type Resolved;
     /// Field names in errors are relative to the kind (`head_size`).
     fn resolve(&self, dims: &Dims) -> Result<Self::Resolved, SpecError>;
 }
+
+/// A resolved kind written out in full, as a spec would state it (`Kind` is the family's
+/// written trait object, `dyn FeedForwardKind`). A kind that is its own resolved form gets this
+/// for free; one that resolves to another type implements it.
+pub trait WrittenAs<Kind: ?Sized> {
+    /// The kind written out in full.
+    fn written(&self) -> Box<Kind>;
+}
+
+/// A kind that is its own resolved form writes itself out as it is.
+macro_rules! written_as_itself {
+    ($($written:ident),*) => {$(
+        impl<T: $written + Clone + 'static> WrittenAs<dyn $written> for T {
+            fn written(&self) -> Box<dyn $written> {
+                Box::new(self.clone())
+            }
+        }
+    )*};
+}
+written_as_itself!(PositionKind, AttentionKind, FeedForwardKind, NormKind);
 
 /// Serialises a resolved kind as the kind written out in full, which is how the resolved spec is
 /// stored and read back: resolving it again gives the same value.
@@ -120,15 +141,13 @@ pub trait PositionKind: Debug + Send + Sync {
 }
 
 /// A positional scheme, resolved.
-pub trait ResolvedPosition: Debug + Send + Sync {
+pub trait ResolvedPosition: Debug + Send + Sync + WrittenAs<dyn PositionKind> {
     /// Checks the scheme against an attention layer's head size (RoPE needs it even).
     fn check_head_size(&self, _head_size: i64) -> Result<(), SpecError> {
         Ok(())
     }
     /// Builds the layer under `path`.
     fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn PositionalEncoding>;
-    /// The kind written out in full.
-    fn written(&self) -> Box<dyn PositionKind>;
 }
 serialize_as_written!(ResolvedPosition);
 
@@ -161,7 +180,7 @@ pub trait AttentionKind: Debug + Send + Sync {
 }
 
 /// An attention layer, resolved: every size stated.
-pub trait ResolvedAttention: Debug + Send + Sync {
+pub trait ResolvedAttention: Debug + Send + Sync + WrittenAs<dyn AttentionKind> {
     /// Width of the output, which the rest of the block expects to be `n_embd`.
     fn output_width(&self, dims: &Dims) -> i64;
     /// Width of each head's queries and keys.
@@ -170,8 +189,6 @@ pub trait ResolvedAttention: Debug + Send + Sync {
     fn query_width(&self) -> i64;
     /// Builds the layer under `path`: `[B, T, C] -> [B, T, output_width]`.
     fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn Attention>;
-    /// The kind written out in full.
-    fn written(&self) -> Box<dyn AttentionKind>;
 }
 serialize_as_written!(ResolvedAttention);
 
@@ -205,14 +222,12 @@ pub trait FeedForwardKind: Debug + Send + Sync {
 }
 
 /// A feed-forward sub-layer, resolved: its hidden width stated.
-pub trait ResolvedFeedForward: Debug + Send + Sync {
+pub trait ResolvedFeedForward: Debug + Send + Sync + WrittenAs<dyn FeedForwardKind> {
     /// Values per token of its widest hidden activation (0 without a sub-layer): what its
     /// activations cost in memory ([`crate::resources`]).
     fn activation_width(&self, dims: &Dims) -> i64;
     /// Builds the layer under `path` (`[B, T, C] -> [B, T, C]`), or `None` for no sub-layer.
     fn build(&self, path: &nn::Path, dims: &Dims) -> Option<Layer>;
-    /// The kind written out in full.
-    fn written(&self) -> Box<dyn FeedForwardKind>;
 }
 serialize_as_written!(ResolvedFeedForward);
 
@@ -224,10 +239,8 @@ pub trait NormKind: Debug + Send + Sync {
 }
 
 /// A normalisation layer, resolved.
-pub trait ResolvedNorm: Debug + Send + Sync {
+pub trait ResolvedNorm: Debug + Send + Sync + WrittenAs<dyn NormKind> {
     /// Builds the layer under `path`, normalising the last dimension of size `width`.
     fn build(&self, path: &nn::Path, width: i64) -> Layer;
-    /// The kind written out in full.
-    fn written(&self) -> Box<dyn NormKind>;
 }
 serialize_as_written!(ResolvedNorm);

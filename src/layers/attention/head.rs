@@ -17,7 +17,9 @@ use tch::nn;
 use crate::error::SpecError;
 use crate::layers::attention::multi_head::{HeadLayout, MultiHeadAttention};
 use crate::layers::attention::qk_norm::QkNorm;
-use crate::layers::{require_size, Attention, AttentionKind, Dims, ResolveKind, ResolvedAttention};
+use crate::layers::{
+    require_size, Attention, AttentionKind, Dims, ResolveKind, ResolvedAttention, WrittenAs,
+};
 
 /// `attention: {kind: head, head_size: 32}`: a single head, as in the course's first step.
 /// Without an output projection its width must equal `n_embd`.
@@ -73,7 +75,9 @@ impl ResolvedAttention for ResolvedSingleHead {
         };
         Box::new(MultiHeadAttention::new(path, dims, &layout))
     }
+}
 
+impl WrittenAs<dyn AttentionKind> for ResolvedSingleHead {
     fn written(&self) -> Box<dyn AttentionKind> {
         Box::new(SingleHead {
             head_size: Some(self.head_size),

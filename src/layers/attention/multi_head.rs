@@ -28,7 +28,7 @@ use crate::layers::init::Role;
 use crate::layers::linear::Linear;
 use crate::layers::{
     require_size, Attention, AttentionCache, AttentionKind, Dims, PositionalEncoding, ResolveKind,
-    ResolvedAttention,
+    ResolvedAttention, WrittenAs,
 };
 use crate::ops;
 
@@ -151,7 +151,9 @@ impl ResolvedAttention for HeadLayout {
     fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn Attention> {
         Box::new(MultiHeadAttention::new(path, dims, self))
     }
+}
 
+impl WrittenAs<dyn AttentionKind> for HeadLayout {
     fn written(&self) -> Box<dyn AttentionKind> {
         Box::new(MultiHead {
             n_head: self.n_head,

@@ -6,25 +6,16 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
-use crate::error::SpecError;
 use crate::layers::init::Role;
 use crate::layers::linear::Linear;
-use crate::layers::{Dims, FeedForwardKind, Layer, ResolveKind, ResolvedFeedForward};
+use crate::layers::{Dims, Layer, ResolvedFeedForward};
 
 /// `feed_forward: {kind: linear}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinearReluKind {}
 
-crate::register_kind!(FeedForward, "linear", LinearReluKind);
-
-impl ResolveKind for LinearReluKind {
-    type Resolved = LinearReluKind;
-
-    fn resolve(&self, _dims: &Dims) -> Result<LinearReluKind, SpecError> {
-        Ok(self.clone())
-    }
-}
+crate::register_kind!(FeedForward, "linear", LinearReluKind, resolves_to_itself);
 
 impl ResolvedFeedForward for LinearReluKind {
     fn activation_width(&self, dims: &Dims) -> i64 {
@@ -40,10 +31,6 @@ impl ResolvedFeedForward for LinearReluKind {
             Role::ResidualOutput,
         );
         Some(Box::new(LinearRelu { linear }))
-    }
-
-    fn written(&self) -> Box<dyn FeedForwardKind> {
-        Box::new(self.clone())
     }
 }
 

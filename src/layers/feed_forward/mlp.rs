@@ -11,7 +11,9 @@ use tch::Tensor;
 use crate::error::SpecError;
 use crate::layers::init::Role::{Inner, ResidualOutput};
 use crate::layers::linear::Linear;
-use crate::layers::{require_size, Dims, FeedForwardKind, Layer, ResolveKind, ResolvedFeedForward};
+use crate::layers::{
+    require_size, Dims, FeedForwardKind, Layer, ResolveKind, ResolvedFeedForward, WrittenAs,
+};
 
 /// `feed_forward: {kind: mlp, hidden_multiplier: 4}` or `{kind: mlp, hidden_size: 100}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -103,8 +105,10 @@ impl ResolvedFeedForward for ResolvedMlp {
             activation: self.activation,
         }))
     }
+}
 
-    /// The width itself, the one number the layer is built from (no multiplier).
+/// The width itself, the one number the layer is built from (no multiplier).
+impl WrittenAs<dyn FeedForwardKind> for ResolvedMlp {
     fn written(&self) -> Box<dyn FeedForwardKind> {
         Box::new(MlpKind {
             hidden_multiplier: None,

@@ -3,23 +3,14 @@
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
-use crate::error::SpecError;
-use crate::layers::{Dims, FeedForwardKind, Layer, ResolveKind, ResolvedFeedForward};
+use crate::layers::{Dims, Layer, ResolvedFeedForward};
 
 /// `feed_forward: {kind: none}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoFeedForward {}
 
-crate::register_kind!(FeedForward, "none", NoFeedForward);
-
-impl ResolveKind for NoFeedForward {
-    type Resolved = NoFeedForward;
-
-    fn resolve(&self, _dims: &Dims) -> Result<NoFeedForward, SpecError> {
-        Ok(self.clone())
-    }
-}
+crate::register_kind!(FeedForward, "none", NoFeedForward, resolves_to_itself);
 
 impl ResolvedFeedForward for NoFeedForward {
     fn activation_width(&self, _dims: &Dims) -> i64 {
@@ -28,9 +19,5 @@ impl ResolvedFeedForward for NoFeedForward {
 
     fn build(&self, _path: &nn::Path, _dims: &Dims) -> Option<Layer> {
         None
-    }
-
-    fn written(&self) -> Box<dyn FeedForwardKind> {
-        Box::new(self.clone())
     }
 }

@@ -13,7 +13,9 @@ use tch::Tensor;
 use crate::error::SpecError;
 use crate::layers::init::Role::{Inner, ResidualOutput};
 use crate::layers::linear::Linear;
-use crate::layers::{require_size, Dims, FeedForwardKind, Layer, ResolveKind, ResolvedFeedForward};
+use crate::layers::{
+    require_size, Dims, FeedForwardKind, Layer, ResolveKind, ResolvedFeedForward, WrittenAs,
+};
 
 /// `feed_forward: {kind: swiglu}` or `{kind: swiglu, hidden_size: 128}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
@@ -70,7 +72,9 @@ impl ResolvedFeedForward for ResolvedSwiGlu {
             dropout: dims.residual_dropout,
         }))
     }
+}
 
+impl WrittenAs<dyn FeedForwardKind> for ResolvedSwiGlu {
     fn written(&self) -> Box<dyn FeedForwardKind> {
         Box::new(SwiGluKind {
             hidden_size: Some(self.hidden_size),

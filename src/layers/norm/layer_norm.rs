@@ -8,7 +8,7 @@ use tch::nn::{self, Init, ModuleT};
 use tch::Tensor;
 
 use crate::error::SpecError;
-use crate::layers::{require_eps, Dims, Layer, NormKind, ResolveKind, ResolvedNorm};
+use crate::layers::{require_eps, Dims, Layer, ResolveKind, ResolvedNorm};
 
 /// `norm: {kind: layernorm, eps: 1.0e-5}`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -48,10 +48,6 @@ impl ResolvedNorm for LayerNormKind {
             width,
             eps: self.eps,
         })
-    }
-
-    fn written(&self) -> Box<dyn NormKind> {
-        Box::new(self.clone())
     }
 }
 

@@ -8,7 +8,7 @@ use tch::nn::{self, Init, ModuleT};
 use tch::Tensor;
 
 use crate::error::SpecError;
-use crate::layers::{require_eps, Dims, Layer, NormKind, ResolveKind, ResolvedNorm};
+use crate::layers::{require_eps, Dims, Layer, ResolveKind, ResolvedNorm};
 use crate::ops;
 
 /// `norm: {kind: rmsnorm, eps: 1.0e-5}`.
@@ -41,10 +41,6 @@ impl ResolvedNorm for RmsNormKind {
             weight: path.var("weight", &[width], Init::Const(1.0)),
             eps: self.eps,
         })
-    }
-
-    fn written(&self) -> Box<dyn NormKind> {
-        Box::new(self.clone())
     }
 }
 

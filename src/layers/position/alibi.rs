@@ -11,23 +11,14 @@ use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::{Device, Kind, Tensor};
 
-use crate::error::SpecError;
-use crate::layers::{Dims, PositionKind, PositionalEncoding, ResolveKind, ResolvedPosition};
+use crate::layers::{Dims, PositionalEncoding, ResolvedPosition};
 
 /// `position: {kind: alibi}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Alibi {}
 
-crate::register_kind!(Position, "alibi", Alibi);
-
-impl ResolveKind for Alibi {
-    type Resolved = Alibi;
-
-    fn resolve(&self, _dims: &Dims) -> Result<Alibi, SpecError> {
-        Ok(self.clone())
-    }
-}
+crate::register_kind!(Position, "alibi", Alibi, resolves_to_itself);
 
 impl ResolvedPosition for Alibi {
     fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn PositionalEncoding> {
@@ -36,10 +27,6 @@ impl ResolvedPosition for Alibi {
         // distance[i][j] = i − j; negative entries lie in the future, which the mask hides anyway.
         let distance = position.unsqueeze(1) - position.unsqueeze(0);
         Box::new(AlibiBiases { distance })
-    }
-
-    fn written(&self) -> Box<dyn PositionKind> {
-        Box::new(self.clone())
     }
 }
 

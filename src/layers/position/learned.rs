@@ -8,23 +8,14 @@ use serde::{Deserialize, Serialize};
 use tch::nn;
 use tch::Tensor;
 
-use crate::error::SpecError;
-use crate::layers::{Dims, PositionKind, PositionalEncoding, ResolveKind, ResolvedPosition};
+use crate::layers::{Dims, PositionalEncoding, ResolvedPosition};
 
 /// `position: {kind: learned}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Learned {}
 
-crate::register_kind!(Position, "learned", Learned);
-
-impl ResolveKind for Learned {
-    type Resolved = Learned;
-
-    fn resolve(&self, _dims: &Dims) -> Result<Learned, SpecError> {
-        Ok(self.clone())
-    }
-}
+crate::register_kind!(Position, "learned", Learned, resolves_to_itself);
 
 impl ResolvedPosition for Learned {
     fn build(&self, path: &nn::Path, dims: &Dims) -> Box<dyn PositionalEncoding> {
@@ -35,10 +26,6 @@ impl ResolvedPosition for Learned {
                 dims.init.embedding(),
             ),
         })
-    }
-
-    fn written(&self) -> Box<dyn PositionKind> {
-        Box::new(self.clone())
     }
 }
 

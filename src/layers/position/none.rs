@@ -6,31 +6,18 @@
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
-use crate::error::SpecError;
-use crate::layers::{Dims, PositionKind, PositionalEncoding, ResolveKind, ResolvedPosition};
+use crate::layers::{Dims, PositionalEncoding, ResolvedPosition};
 
 /// `position: {kind: none}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoPosition {}
 
-crate::register_kind!(Position, "none", NoPosition);
-
-impl ResolveKind for NoPosition {
-    type Resolved = NoPosition;
-
-    fn resolve(&self, _dims: &Dims) -> Result<NoPosition, SpecError> {
-        Ok(self.clone())
-    }
-}
+crate::register_kind!(Position, "none", NoPosition, resolves_to_itself);
 
 impl ResolvedPosition for NoPosition {
     fn build(&self, _path: &nn::Path, _dims: &Dims) -> Box<dyn PositionalEncoding> {
         Box::new(NoPositions)
-    }
-
-    fn written(&self) -> Box<dyn PositionKind> {
-        Box::new(self.clone())
     }
 }
 

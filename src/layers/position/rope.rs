@@ -19,7 +19,7 @@ use tch::nn;
 use tch::{Kind, Tensor};
 
 use crate::error::SpecError;
-use crate::layers::{Dims, PositionKind, PositionalEncoding, ResolveKind, ResolvedPosition};
+use crate::layers::{Dims, PositionalEncoding, ResolveKind, ResolvedPosition};
 
 /// `position: {kind: rope, theta: 10000.0}`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -77,10 +77,6 @@ impl ResolvedPosition for Rope {
             block_size: dims.block_size,
             tables: Mutex::new(Vec::new()),
         })
-    }
-
-    fn written(&self) -> Box<dyn PositionKind> {
-        Box::new(self.clone())
     }
 }
 

@@ -10,7 +10,7 @@ use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 use crate::error::SpecError;
-use crate::layers::{Dims, PositionKind, PositionalEncoding, ResolveKind, ResolvedPosition};
+use crate::layers::{Dims, PositionalEncoding, ResolveKind, ResolvedPosition};
 
 /// `position: {kind: sinusoidal, base: 10000}`.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
@@ -55,10 +55,6 @@ impl ResolvedPosition for Sinusoidal {
         Box::new(SinusoidalPositions {
             table: sinusoid_table(dims.block_size, dims.n_embd, self.base, path.device()),
         })
-    }
-
-    fn written(&self) -> Box<dyn PositionKind> {
-        Box::new(self.clone())
     }
 }
 
