@@ -134,6 +134,108 @@ fn matches_pinned_log(outcome: &RunOutcome) -> Result<(), String> {
     Ok(())
 }
 
+/// The course's loss logs (tasks 1–6, seed 7, 60 iterations on one thread) as insta snapshots
+/// (`snapshots/loss-log-taskNN.snap`), so `cargo insta review` shows a changed log as it shows a
+/// changed layer table. Printed to 4 decimals, a value can sit on a rounding boundary and print
+/// differently on another CPU; so a value within the pinned log's bound (plus half the last
+/// printed digit) of the stored one is printed as the stored text, and only a value that differs
+/// by more than rounding shows up as a change.
+#[test]
+fn the_course_loss_logs_are_reviewed_snapshots() {
+    for task in ["task01", "task02", "task03", "task04", "task05", "task06"] {
+        let (_runs, outcome, _log) = short_run(&format!("{task}.yaml"), 7);
+        let spec = load_spec(&common::repo_root().join(format!("architectures/{task}.yaml")));
+        let name = format!("loss-log-{task}");
+        let stored = stored_snapshot(&name);
+        let rendered = render_loss_log(
+            &outcome.evaluations,
+            spec.model.n_layer(),
+            stored.as_deref(),
+        );
+        // The bound is not so loose that a real change passes: losses moved by ten bounds print
+        // as measured, not as stored.
+        if let Some(stored) = stored.as_deref() {
+            let moved: Vec<_> = outcome
+                .evaluations
+                .iter()
+                .map(|e| {
+                    let shift =
+                        10.0 * loss_log_bound(e.iteration, spec.model.n_layer(), e.val_loss);
+                    gptbuild::train::Evaluation {
+                        val_loss: e.val_loss + shift,
+                        ..*e
+                    }
+                })
+                .collect();
+            assert_ne!(
+                render_loss_log(&moved, spec.model.n_layer(), Some(stored)),
+                stored,
+                "{task}: a log moved by ten bounds still reads as the stored one"
+            );
+        }
+        insta::with_settings!({snapshot_path => "../snapshots", prepend_module_to_snapshot => false}, {
+            insta::assert_snapshot!(name, rendered);
+        });
+    }
+}
+
+/// The bound on a loss at `iteration` of a run, as [`matches_pinned_log`] derives it, plus half
+/// the last digit the snapshot prints.
+fn loss_log_bound(iteration: i64, n_layer: i64, loss: f64) -> f64 {
+    let depth = model_depth(n_layer) * ((iteration + 1) as f64).sqrt();
+    tolerance::bound(FP32, depth, loss) + 0.5e-4
+}
+
+/// The text of a snapshot stored under `snapshots/NAME.snap` (after insta's header), if any.
+fn stored_snapshot(name: &str) -> Option<String> {
+    let path = common::repo_root().join(format!("snapshots/{name}.snap"));
+    let file = std::fs::read_to_string(path).ok()?;
+    // The header is a YAML front matter between two `---` lines.
+    let body = file.strip_prefix("---\n")?.split_once("\n---\n")?.1;
+    Some(body.trim_end().to_string())
+}
+
+/// The log as a table, each loss to 4 decimals; a loss within [`loss_log_bound`] of the
+/// `stored` table's value on the same row is printed as stored.
+fn render_loss_log(
+    evaluations: &[gptbuild::train::Evaluation],
+    n_layer: i64,
+    stored: Option<&str>,
+) -> String {
+    let stored_rows: Vec<Vec<&str>> = stored
+        .map(|s| {
+            s.lines()
+                .skip(1)
+                .map(|l| l.split_whitespace().collect())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = String::from("iteration  train loss  val loss");
+    for (row, e) in evaluations.iter().enumerate() {
+        let stored_row = stored_rows
+            .get(row)
+            .filter(|r| r.len() == 3 && r[0] == e.iteration.to_string());
+        let print = |column: usize, measured: f64| {
+            let text = format!("{measured:.4}");
+            let Some(stored) = stored_row.and_then(|r| r[column].parse::<f64>().ok()) else {
+                return text;
+            };
+            if (measured - stored).abs() <= loss_log_bound(e.iteration, n_layer, stored) {
+                stored_row.map_or(text, |r| r[column].to_string())
+            } else {
+                text
+            }
+        };
+        out.push_str(&format!(
+            "\n{:>9}  {:>10}  {:>8}",
+            e.iteration,
+            print(1, e.train_loss),
+            print(2, e.val_loss)
+        ));
+    }
+    out
+}
+
 /// The pinned log's bound still tells runs apart: the same run with another seed is caught, and
 /// so is a small change to training's numerics, a learning rate 2% off.
 #[test]
