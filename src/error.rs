@@ -74,6 +74,18 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// A model that cannot be written in another program's format, or the output in the way.
+    #[error("cannot export {path} as {format}: {message}")]
+    Export {
+        path: PathBuf,
+        format: &'static str,
+        message: String,
+    },
+
+    /// Another program's model that cannot be read in: `path` is the file at fault.
+    #[error("import {path}: {message}")]
+    Import { path: PathBuf, message: String },
+
     #[error("device: {0}")]
     Device(String),
 

@@ -89,6 +89,8 @@ pub mod artifacts;
 #[doc(hidden)]
 pub mod cli;
 #[doc(hidden)]
+pub mod convert;
+#[doc(hidden)]
 pub mod data;
 #[doc(hidden)]
 pub mod device;

@@ -9,12 +9,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::random_spec::random_spec;
 use common::tolerance;
-use common::{architecture_files, build, in_fp32, load_spec, spec_from, VOCAB_SIZE};
+use common::{architecture_files, build, in_fp32, load_spec, python, spec_from, VOCAB_SIZE};
 use gptbuild::artifacts::checkpoint;
 use gptbuild::data::vocab::Vocabulary;
 use gptbuild::spec::Spec;
@@ -22,20 +22,6 @@ use tch::{Device, Kind, Tensor};
 
 /// How many random specs are checked on every test run.
 const RANDOM_SPECS: u64 = 48;
-
-/// The interpreter with PyTorch: `$GPTBUILD_PYTHON`, else the project's `.venv` (which the build
-/// needs anyway, since libtorch comes from its torch wheel).
-fn python() -> PathBuf {
-    let path = std::env::var_os("GPTBUILD_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| common::repo_root().join(".venv/bin/python"));
-    assert!(
-        path.exists(),
-        "{} not found: run `source scripts/env.sh` (it creates .venv) or set GPTBUILD_PYTHON",
-        path.display()
-    );
-    path
-}
 
 /// Writes `NAME.safetensors` (a checkpoint, as training writes it) and `NAME.io.safetensors`
 /// (random ids and our logits for them).

@@ -191,7 +191,7 @@ fn read_with_format(
 }
 
 /// Serialises tensors and metadata as a safetensors file; `path` names it in errors.
-fn serialize(
+pub(crate) fn serialize(
     path: &Path,
     tensors: Vec<(String, HostTensor)>,
     metadata: HashMap<String, String>,
@@ -213,6 +213,67 @@ pub fn ensure_same_model(checkpoint: &Path, spec: &Spec, trained: &Spec) -> Resu
             spec.name()
         ),
     ))
+}
+
+/// The model section's fields that may change when training starts from a checkpoint: the
+/// dropouts, the initialisation (the checkpoint replaces it) and whether attention is fused (the
+/// same function, computed another way).
+const TRAINING_KNOBS: [&str; 6] = [
+    "dropout",
+    "attention_dropout",
+    "residual_dropout",
+    "embedding_dropout",
+    "init",
+    "fused",
+];
+
+/// The model section as YAML without [`TRAINING_KNOBS`]: what must equal for weights to carry over.
+fn architecture_yaml(spec: &Spec) -> String {
+    fn strip(value: &mut serde_norway::Value) {
+        match value {
+            serde_norway::Value::Mapping(map) => {
+                for knob in TRAINING_KNOBS {
+                    map.remove(knob);
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_norway::Value::Sequence(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut model = serde_norway::to_value(&spec.model).unwrap_or(serde_norway::Value::Null);
+    strip(&mut model);
+    serde_norway::to_string(&model).unwrap_or_default()
+}
+
+/// Copies the weights of the checkpoint at `path` into `vs`, the model of `spec` for
+/// `tokenizer`: fine-tuning's start (`training.init_from`). The checkpoint must hold the same
+/// architecture (up to the dropouts, `init` and `fused`) and the same tokenizer; the error names the first
+/// field that differs.
+pub fn init_from(path: &Path, vs: &VarStore, spec: &Spec, tokenizer: &dyn Tokenizer) -> Result<()> {
+    let loaded = load(path, vs.device())?;
+    let bad = |message: String| checkpoint_error(path, message);
+    let (ours, theirs) = (architecture_yaml(spec), architecture_yaml(&loaded.spec));
+    if let Some(difference) = crate::train::replicas::first_difference(&theirs, &ours) {
+        return Err(bad(format!(
+            "training.init_from: the checkpoint's model has model.{} = {}, this spec {};              start from the model section it was trained (or imported) with",
+            difference.field, difference.first, difference.here
+        )));
+    }
+    if loaded.tokenizer.stored() != tokenizer.stored() {
+        return Err(bad(
+            "training.init_from: the checkpoint's tokenizer is not the one data.tokenizer makes;              use the tokenizer it was trained with (an imported model's: `kind: file` with its              tokenizer.json)"
+                .into(),
+        ));
+    }
+    let source: HashMap<String, Tensor> = loaded.var_store.variables().into_iter().collect();
+    for (name, var) in vs.variables() {
+        let weights = source
+            .get(&name)
+            .ok_or_else(|| bad(format!("tensor `{name}` is missing")))?;
+        tch::no_grad(|| var.shallow_clone().copy_(weights));
+    }
+    Ok(())
 }
 
 /// Reads a checkpoint and rebuilds its model on `device`. Foreign, truncated or inconsistent files
@@ -285,13 +346,13 @@ fn checkpoint_error(path: &Path, message: String) -> Error {
 }
 
 /// A tensor copied to host memory as little-endian f32 bytes, in the form safetensors writes.
-struct HostTensor {
+pub(crate) struct HostTensor {
     shape: Vec<usize>,
     bytes: Vec<u8>,
 }
 
 impl HostTensor {
-    fn from_tensor(t: &Tensor) -> Self {
+    pub(crate) fn from_tensor(t: &Tensor) -> Self {
         let host = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
         let shape = host.size().iter().map(|&d| d as usize).collect();
         let numel = host.numel();

@@ -12,6 +12,8 @@ use crate::interrupt::EXIT_INTERRUPTED;
 pub mod bench;
 pub mod devices;
 pub mod evaluate;
+pub mod export;
+pub mod import;
 pub mod inspect;
 pub mod plot;
 pub mod prepare;
@@ -119,6 +121,23 @@ pub enum Command {
     ///   gptbuild prepare my-corpus/ --spec my-bpe.yaml --out prepared/my-corpus
     #[command(verbatim_doc_comment)]
     Prepare(prepare::PrepareArgs),
+    /// Write a trained model in another program's format: `hf`, a Hugging Face transformers
+    /// directory that `AutoModelForCausalLM.from_pretrained` loads (Llama- and GPT-2-shaped specs
+    /// with `head_bias: false`; any other spec is refused, naming the field in the way).
+    ///
+    /// Examples:
+    ///   gptbuild export runs/task07-cpu-bf16/RUN --format hf --out exported/task07
+    ///   gptbuild export runs/my-llama/RUN/model.safetensors --format hf --out exported/my-llama
+    #[command(verbatim_doc_comment)]
+    Export(export::ExportArgs),
+    /// Read a Hugging Face GPT2LMHeadModel or LlamaForCausalLM directory (fp32, fp16 or bf16,
+    /// sharded or not) into a gptbuild spec and checkpoint, to sample from or fine-tune
+    /// (`training.init_from`).
+    ///
+    /// Example:
+    ///   gptbuild import hf/gpt2 --out imported/gpt2
+    #[command(verbatim_doc_comment)]
+    Import(import::ImportArgs),
     /// Print what this binary's libtorch can run on: its directory, the CUDA backend and the GPUs
     /// it sees, and the CPU's matrix units (the first thing to run on a new machine).
     ///
@@ -165,6 +184,8 @@ pub fn execute(command: Command) -> Result<()> {
         Command::Plot(args) => plot::execute(args),
         Command::Sweep(args) => sweep::execute(args, &mut out),
         Command::Bench(args) => bench::execute(args, &mut out),
+        Command::Export(args) => export::execute(args, &mut out),
+        Command::Import(args) => import::execute(args, &mut out),
         Command::Devices => devices::execute(&mut out),
         Command::Schema => schema::schema(&mut out),
         Command::Validate { spec } => schema::validate(&spec, &mut out),

@@ -55,11 +55,13 @@ impl Gpt {
                 .map(|norm| norm.build(&(root / "final_norm"), dims.n_embd)),
             lm_head: match head_weight {
                 // Tied: the same tensor as the embedding, so updates to either are updates to both.
-                Some(weight) => Linear::with_weight(&(root / "lm_head"), weight, true, &dims),
+                Some(weight) => {
+                    Linear::with_weight(&(root / "lm_head"), weight, spec.head_bias, &dims)
+                }
                 None => Linear::new(
                     &(root / "lm_head"),
                     (dims.n_embd, dims.vocab_size),
-                    true,
+                    spec.head_bias,
                     &dims,
                     Role::Inner,
                 ),

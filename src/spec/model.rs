@@ -55,6 +55,21 @@ pub struct ModelSpec {
     /// 2016, arXiv 1608.05859): one `[vocab, C]` matrix reads characters in and writes them out.
     #[serde(default)]
     pub tie_embeddings: bool,
+    /// A bias on the language-model head's logits, as the course's `nn.Linear` has (the
+    /// default); LLaMA's and GPT-2's heads have none (`head_bias: false`), which the Hugging Face
+    /// and GGUF exports need.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub head_bias: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Written out only when it is not the default, so the specs and checkpoints from before the
+/// field existed read and write as they did.
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 fn default_position() -> Box<dyn PositionKind> {
@@ -81,6 +96,8 @@ pub struct ResolvedModel {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub final_norm: Option<Box<dyn ResolvedNorm>>,
     pub tie_embeddings: bool,
+    #[serde(skip_serializing_if = "is_true")]
+    pub head_bias: bool,
 }
 
 /// How the spec gave the stack: one block copied, or a list.
@@ -156,6 +173,7 @@ impl ModelSpec {
             stack,
             final_norm,
             tie_embeddings: self.tie_embeddings,
+            head_bias: self.head_bias,
         })
     }
 

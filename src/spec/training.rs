@@ -62,6 +62,12 @@ pub struct TrainingSpec<S = Schedule> {
     /// `fp32`, or `bf16` mixed precision: matrix products in bf16, weights, optimizer state,
     /// norms, softmax and loss in fp32.
     pub precision: Precision,
+    /// Start from this checkpoint's weights instead of initialising them: fine-tuning (an
+    /// imported GPT-2 or Llama, or a model of one's own). It must hold this spec's model (the
+    /// dropouts, `init` and `fused` may differ) and the tokenizer `data.tokenizer` makes. A
+    /// resumed run continues from its own checkpoint instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<std::path::PathBuf>,
 }
 
 /// AdamW (Loshchilov & Hutter 2017, arXiv 1711.05101); defaults are PyTorch's.
@@ -152,6 +158,7 @@ impl<S: Default> Default for TrainingSpec<S> {
             thread_split: ThreadSplit::Operations,
             device: DeviceSpec::Auto,
             precision: Precision::Fp32,
+            init_from: None,
         }
     }
 }
@@ -223,6 +230,7 @@ impl WrittenTraining {
             thread_split: self.thread_split,
             device: self.device,
             precision: self.precision,
+            init_from: self.init_from,
         })
     }
 }

@@ -178,13 +178,20 @@ impl<'a> Trainer<'a> {
 
     /// A trainer for `spec` with freshly initialised weights (seeded by `training.seed`), for a
     /// vocabulary of `vocab_size` tokens, on `device`: the model, its variables and AdamW, ready
-    /// to [`train`](Trainer::train) on `dataset`.
+    /// to [`train`](Trainer::train) on `dataset`. A spec with `training.init_from` is refused.
     pub fn for_spec(
         spec: &crate::spec::Spec,
         dataset: &'a Dataset,
         vocab_size: usize,
         device: tch::Device,
     ) -> Result<Self> {
+        if spec.training.init_from.is_some() {
+            // Silently starting from fresh weights would train something else than asked.
+            return Err(crate::error::Error::Usage(
+                "training.init_from: Trainer::for_spec starts from fresh weights; `gptbuild run`                  starts from the checkpoint"
+                    .into(),
+            ));
+        }
         crate::device::load_cuda_backend();
         tch::manual_seed(spec.training.seed as i64);
         let var_store = VarStore::new(device);

@@ -252,7 +252,8 @@ fn data_fingerprint(tokenizer: &dyn Tokenizer, dataset: &Dataset) -> u64 {
     u64::from_le_bytes(digest[..8].try_into().unwrap_or_default())
 }
 
-/// A trainer for `spec` with freshly initialised weights (seeded by the spec).
+/// A trainer for `spec` with freshly initialised weights (seeded by the spec), or the weights of
+/// `training.init_from`.
 fn fresh_trainer<'d>(
     spec: &Spec,
     tokenizer: &dyn Tokenizer,
@@ -262,6 +263,9 @@ fn fresh_trainer<'d>(
     tch::manual_seed(spec.training.seed as i64);
     let var_store = VarStore::new(device);
     let model = Gpt::try_new(&var_store.root(), spec, tokenizer.vocab_size() as i64)?;
+    if let Some(path) = &spec.training.init_from {
+        checkpoint::init_from(path, &var_store, spec, tokenizer)?;
+    }
     Ok(Trainer::new(model, var_store, dataset, &spec.training))
 }
 

@@ -51,6 +51,20 @@ pub fn corpus_path() -> PathBuf {
         })
 }
 
+/// The interpreter with PyTorch: `$GPTBUILD_PYTHON`, else the project's `.venv` (which the build
+/// needs anyway, since libtorch comes from its torch wheel).
+pub fn python() -> PathBuf {
+    let path = std::env::var_os("GPTBUILD_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    assert!(
+        path.exists(),
+        "{} not found: run `source scripts/env.sh` (it creates .venv) or set GPTBUILD_PYTHON",
+        path.display()
+    );
+    path
+}
+
 /// Parses and resolves YAML, panicking with the message on failure.
 pub fn spec_from(yaml: &str) -> Spec {
     Spec::from_yaml(yaml).unwrap_or_else(|e| panic!("spec should parse: {e}\n{yaml}"))

@@ -49,9 +49,11 @@ pub fn random_spec(seed: u64) -> String {
     let rope = position.contains("rope");
     let mut yaml = format!(
         "model:\n  block_size: {block_size}\n  n_embd: {n_embd}\n  position: {position}\n  \
-         init: {}\n  tie_embeddings: {}\n  dropout: 0.1\n  embedding_dropout: 0.1\n",
+         init: {}\n  tie_embeddings: {}\n  head_bias: {}\n  dropout: 0.1\n  \
+         embedding_dropout: 0.1\n",
         rng.pick(&["pytorch", "gpt2"]),
         rng.chance(30),
+        !rng.chance(25),
     );
     if rng.chance(60) {
         yaml += &format!("  final_norm: {}\n", random_norm(&mut rng));
@@ -98,6 +100,7 @@ fn random_block(rng: &mut Rng, n_embd: i64, rope: bool) -> String {
             "{kind: mlp}",
             "{kind: mlp, hidden_multiplier: 2, activation: gelu}",
             "{kind: mlp, hidden_size: 20, activation: relu}",
+            "{kind: mlp, hidden_size: 12, activation: gelu_tanh}",
             "{kind: swiglu}",
             "{kind: swiglu, hidden_size: 10}",
         ])

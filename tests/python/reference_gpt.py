@@ -369,14 +369,19 @@ class LinearReLU(nn.Module):
 
 class MLP(nn.Module):
     """The position-wise feed-forward network (Vaswani et al. 2017, arXiv 1706.03762, §3.3):
-    expand, ReLU or exact GELU (Hendrycks & Gimpel 2016, arXiv 1606.08415, as in GPT-2),
+    expand, ReLU or GELU (Hendrycks & Gimpel 2016, arXiv 1606.08415: exact, or GPT-2's tanh form),
     contract, dropout (training mode only)."""
 
     def __init__(self, n_embd, hidden_size, activation, dropout):
         super().__init__()
         self.expand = nn.Linear(n_embd, hidden_size)
         self.contract = nn.Linear(hidden_size, n_embd)
-        self.activation = F.relu if activation == "relu" else F.gelu
+        self.activation = {
+            "relu": F.relu,
+            "gelu": F.gelu,
+            # GPT-2's tanh approximation of GELU (Hendrycks & Gimpel 2016, §2).
+            "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+        }[activation]
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x):
@@ -404,7 +409,7 @@ def build_feed_forward(node, where, n_embd, dropout):
     if kind == "mlp":
         _fields(node, where, required=("kind", "hidden_size", "activation"))
         return MLP(n_embd, _int(node, "hidden_size", where),
-                   _choice(node, "activation", where, ("relu", "gelu")), dropout["residual"])
+                   _choice(node, "activation", where, ("relu", "gelu", "gelu_tanh")), dropout["residual"])
     if kind == "swiglu":
         _fields(node, where, required=("kind", "hidden_size"))
         return SwiGLU(n_embd, _int(node, "hidden_size", where), dropout["residual"])
@@ -460,16 +465,18 @@ class Block(nn.Module):
 
 class LanguageModelHead(nn.Module):
     """Logits from the residual stream, `x Wᵀ + b`; with tied embeddings (Press & Wolf 2016,
-    arXiv 1608.05859) W is the token embedding matrix and only the bias is the head's own."""
+    arXiv 1608.05859) W is the token embedding matrix and only the bias is the head's own; with
+    `head_bias: false` (LLaMA's and GPT-2's heads) there is no b."""
 
-    def __init__(self, n_embd, vocab_size, tied):
+    def __init__(self, n_embd, vocab_size, tied, bias):
         super().__init__()
         # Initialised as PyTorch initialises an nn.Linear(n_embd, vocab_size): U(-1/√C, 1/√C)
         # (which is what kaiming_uniform_ with a = √5 gives for the weight).
         bound = n_embd ** -0.5
         self.weight = (None if tied else
                        nn.Parameter(torch.empty(vocab_size, n_embd).uniform_(-bound, bound)))
-        self.bias = nn.Parameter(torch.empty(vocab_size).uniform_(-bound, bound))
+        self.bias = (nn.Parameter(torch.empty(vocab_size).uniform_(-bound, bound)) if bias
+                     else None)
 
     def forward(self, x, embedding_weight):
         weight = embedding_weight if self.weight is None else self.weight
@@ -491,7 +498,7 @@ class GPT(nn.Module):
         _fields(model, where,
                 required=("block_size", "n_embd", "position", "n_layer", "tie_embeddings"),
                 optional=("block", "blocks", "final_norm", "init", "dropout", "attention_dropout",
-                          "residual_dropout", "embedding_dropout"))
+                          "residual_dropout", "embedding_dropout", "head_bias"))
         self.block_size = _int(model, "block_size", where)
         n_embd = _int(model, "n_embd", where)
         n_layer = _int(model, "n_layer", where)
@@ -516,7 +523,9 @@ class GPT(nn.Module):
         final_norm = model.get("final_norm")
         self.final_norm = (None if final_norm is None
                            else build_norm(final_norm, f"{where}.final_norm", n_embd))
-        self.lm_head = LanguageModelHead(n_embd, vocab_size, _bool(model, "tie_embeddings", where))
+        head_bias = _bool(model, "head_bias", where) if "head_bias" in model else True
+        self.lm_head = LanguageModelHead(n_embd, vocab_size, _bool(model, "tie_embeddings", where),
+                                         head_bias)
 
     def forward(self, ids):
         t = ids.shape[1]

@@ -30,7 +30,7 @@ pub struct MlpKind {
     pub activation: Activation,
 }
 
-/// `relu` (the paper, the course) or `gelu` (GPT-2; exact, with erf).
+/// `relu` (the paper, the course), `gelu` (exact, with erf) or `gelu_tanh` (GPT-2's approximation).
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
 )]
@@ -39,6 +39,10 @@ pub enum Activation {
     #[default]
     Relu,
     Gelu,
+    // GELU's tanh approximation (Hendrycks & Gimpel 2016, §2), which GPT-2 was trained with
+    // (`gelu_new` in Hugging Face's configs).
+    #[serde(rename = "gelu_tanh")]
+    GeluTanh,
 }
 
 impl Activation {
@@ -46,6 +50,7 @@ impl Activation {
         match self {
             Activation::Relu => x.relu(),
             Activation::Gelu => x.gelu("none"),
+            Activation::GeluTanh => x.gelu("tanh"),
         }
     }
 }
