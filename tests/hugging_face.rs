@@ -4,7 +4,8 @@
 //!   heads, biases, RoPE bases, activations, tied heads), the corpus's characters and a trained
 //!   byte-level BPE as tokenizers. transformers' logits equal ours within fp32 rounding
 //!   (`common::tolerance`), its tokenizer gives our ids for the corpus and tricky text, and its
-//!   greedy `generate` continues a prompt with our greedy tokens;
+//!   greedy `generate` continues a prompt with our greedy tokens (what `Sampler` with top-k 1,
+//!   i.e. `gptbuild sample --top-k 1`, writes);
 //! - import: random models transformers builds from a config (fp32, bf16 and fp16 files, tied and
 //!   untied, sharded) give transformers' logits after `import`;
 //! - the round trip import(export(checkpoint)) gives back the same tensors and model section;
@@ -157,6 +158,19 @@ fn write_export_case(
     // Within the context: past it we slide the window, which transformers does not.
     let room = spec.model.block_size as usize - prompt.len();
     let continuation = greedy(&model, &prompt, room.min(16), spec.model.block_size);
+    // What `gptbuild sample --top-k 1` writes (the library's sampler, with the KV cache).
+    let sampled = gptbuild::Sampler::new(&model, tokenizer)
+        .decoding(gptbuild::Decoding {
+            top_k: Some(1),
+            ..Default::default()
+        })
+        .sample("ROMEO:\n", continuation.len() as u64)
+        .expect("samples");
+    assert_eq!(
+        sampled,
+        tokenizer.decode(&continuation),
+        "{name}: top-k 1 is not greedy"
+    );
     let case = serde_json::json!({
         "texts": texts, "token_ids": token_ids, "prompt": prompt, "continuation": continuation,
     });
