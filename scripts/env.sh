@@ -6,16 +6,28 @@ export ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 TORCH_VERSION=2.11.0
 
-if ! "$VENV/bin/python" - "$TORCH_VERSION" >/dev/null 2>&1 <<'PY'
+# The Python packages of requirements.txt, installed again whenever the file changes (its hash is
+# kept in the venv). llama-cpp-python builds llama.cpp from source, about 4 minutes on 2 cores,
+# once: pip keeps the built wheel in its cache. CMAKE_ARGS build it for any x86-64 CPU with AVX2
+# (every CPU these machines have), not for this one, so that a cached wheel runs on the next CPU
+# too, and leave out what the checks do not use.
+REQUIREMENTS_HASH="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
+if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$REQUIREMENTS_HASH" ] \
+  || ! "$VENV/bin/python" - "$TORCH_VERSION" >/dev/null 2>&1 <<'PY'
 import sys, importlib.metadata, torch, safetensors, yaml, numpy
 importlib.metadata.version("nvidia-cuda-crt")  # headers for the NCCL build (requirements.txt)
 importlib.metadata.version("nvidia-cuda-cccl")
 sys.exit(0 if torch.__version__.split("+")[0] == sys.argv[1] else 1)
 PY
 then
-  echo "setting up $VENV with torch==$TORCH_VERSION (one time)..." >&2
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/requirements.txt"
+  echo "setting up $VENV from requirements.txt (torch==$TORCH_VERSION and llama.cpp's build the first time: minutes)..." >&2
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+-DGGML_OPENMP=OFF -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
+-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF" \
+  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/requirements.txt"
+  echo "$REQUIREMENTS_HASH" > "$VENV/.requirements.sha256"
 fi
 
 # Gloo's headers, for the C++ seam to c10d (src/distributed/c10d.cpp): the torch wheel has Gloo's

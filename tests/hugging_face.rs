@@ -18,9 +18,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::random_spec::Rng;
+use common::families::{
+    assert_nothing_written, bpe_case, corpus, export, gptbuild, greedy, random_family_spec, texts,
+    trained_like, write_case_tensors,
+};
 use common::tolerance::{self, model_depth, FP32};
-use common::{corpus_path, python, repo_root, spec_from};
+use common::{python, repo_root, spec_from};
 use gptbuild::artifacts::checkpoint;
 use gptbuild::convert::hugging_face;
 use gptbuild::data::tokenizer::Tokenizer;
@@ -29,90 +32,6 @@ use gptbuild::model::Gpt;
 use gptbuild::spec::Spec;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
-
-fn corpus() -> String {
-    std::fs::read_to_string(corpus_path()).expect("the corpus is readable")
-}
-
-/// A random spec of the Llama or GPT-2 family. Its training-only knobs (`init`, `fused`, the
-/// dropouts) are the ones `import` writes, so that the round trip can compare whole model sections.
-fn random_family_spec(family: &str, seed: u64) -> String {
-    let mut rng = Rng::new(seed);
-    let n_head = *rng.pick(&[2i64, 4]);
-    let head_size = *rng.pick(&[8i64, 12]);
-    let n_layer = 1 + rng.below(3);
-    let block_size = *rng.pick(&[16, 24, 32]);
-    let tie = rng.chance(50);
-    let eps = *rng.pick(&["1.0e-5", "1.0e-6"]);
-    let (position, attention, feed_forward, norm) = if family == "llama" {
-        let n_kv_head = *rng.pick(&[1, 2, n_head]);
-        let bias = rng.chance(30);
-        (
-            format!("{{kind: rope, theta: {}}}", rng.pick(&["10000.0", "500.0"])),
-            format!(
-                "{{kind: multi_head, n_head: {n_head}, n_kv_head: {n_kv_head}, head_size: \
-                 {head_size}, qkv_bias: {bias}, projection_bias: {bias}, fused: true}}"
-            ),
-            format!("{{kind: swiglu, hidden_size: {}}}", rng.pick(&[40, 64])),
-            format!("{{kind: rmsnorm, eps: {eps}}}"),
-        )
-    } else {
-        let n_embd = n_head * head_size;
-        (
-            "{kind: learned}".to_string(),
-            format!(
-                "{{kind: multi_head, n_head: {n_head}, head_size: {head_size}, qkv_bias: true, \
-                 projection_bias: true, fused: true}}"
-            ),
-            format!(
-                "{{kind: mlp, hidden_size: {}, activation: {}}}",
-                rng.pick(&[4 * n_embd, 50]),
-                rng.pick(&["relu", "gelu", "gelu_tanh"])
-            ),
-            format!("{{kind: layernorm, eps: {eps}}}"),
-        )
-    };
-    let n_embd = if family == "llama" {
-        *rng.pick(&[32, 48])
-    } else {
-        n_head * head_size
-    };
-    format!(
-        "model:\n  block_size: {block_size}\n  n_embd: {n_embd}\n  init: gpt2\n  \
-         position: {position}\n  n_layer: {n_layer}\n  block:\n    attention: {attention}\n    \
-         feed_forward: {feed_forward}\n    residual: true\n    norm: {norm}\n    \
-         norm_placement: pre\n  final_norm: {norm}\n  tie_embeddings: {tie}\n  head_bias: false\n\
-         training: {{threads: 1}}\n"
-    )
-}
-
-/// The model of `spec` for `tokenizer`, seeded, its weights moved away from their initial values
-/// so that a bias of zeros or a gain of ones cannot hide a mistake; saved as a checkpoint.
-fn trained_like(spec: &Spec, tokenizer: &dyn Tokenizer, seed: i64, path: &Path) -> (VarStore, Gpt) {
-    tch::manual_seed(seed);
-    let vs = VarStore::new(Device::Cpu);
-    let model = Gpt::new(&vs.root(), spec, tokenizer.vocab_size() as i64);
-    tch::no_grad(|| {
-        for (_, mut variable) in vs.variables() {
-            let noise = Tensor::randn_like(&variable) * 0.1;
-            let _ = variable.g_add_(&noise);
-        }
-    });
-    checkpoint::save(path, &vs, spec, tokenizer, 0).expect("checkpoint written");
-    (vs, model)
-}
-
-/// `n` tokens after `prompt`, each the most likely one.
-fn greedy(model: &Gpt, prompt: &[i64], n: usize, block_size: i64) -> Vec<i64> {
-    let mut ids = prompt.to_vec();
-    for _ in 0..n {
-        let start = ids.len().saturating_sub(block_size as usize);
-        let input = Tensor::from_slice(&ids[start..]).unsqueeze(0);
-        let logits = tch::no_grad(|| model.forward_t(&input, false));
-        ids.push(logits.get(0).get(-1).argmax(0, false).int64_value(&[]));
-    }
-    ids[prompt.len()..].to_vec()
-}
 
 /// Writes case `name` for the transformers check: the exported directory `dir/NAME/`, random ids
 /// with our logits and their bound, our ids of `texts`, and our greedy continuation of a prompt.
@@ -141,15 +60,7 @@ fn write_export_case(
         model_depth(spec.model.n_layer()),
         tolerance::scale(&logits),
     );
-    Tensor::write_safetensors(
-        &[
-            ("ids", &ids),
-            ("logits", &logits),
-            ("bound", &Tensor::from(bound as f32)),
-        ],
-        dir.join(format!("{name}.case.safetensors")),
-    )
-    .expect("case written");
+    write_case_tensors(dir, name, &ids, &logits, bound);
     let token_ids: Vec<Vec<i64>> = texts
         .iter()
         .map(|t| tokenizer.encode(t).expect("the text is in the vocabulary"))
@@ -194,20 +105,6 @@ fn transformers(args: &[&str]) -> (bool, String) {
     (output.status.success(), text)
 }
 
-/// Text the character vocabulary accepts: slices of the corpus, each character, and edge cases.
-fn texts(corpus: &str, vocab: &str) -> Vec<String> {
-    let chars: Vec<char> = corpus.chars().collect();
-    let slice = |from: usize, len: usize| chars[from..from + len].iter().collect::<String>();
-    vec![
-        slice(0, 2000),
-        slice(chars.len() / 2, 1500),
-        vocab.to_string(),
-        "\n\n\n".into(),
-        "   spaced   out   ".into(),
-        "O, WHAT?! -- 'tis 3 $&; no.".into(),
-    ]
-}
-
 #[test]
 fn exported_models_are_what_transformers_computes_tokenizes_and_generates() {
     let _rng = common::torch_rng();
@@ -239,18 +136,7 @@ fn exported_models_are_what_transformers_computes_tokenizes_and_generates() {
         }
     }
     // A byte-level BPE trained here: transformers must split tricky text as we do.
-    let bpe_spec = spec_from(&format!(
-        "data: {{tokenizer: {{kind: bpe, vocab_size: 320}}}}\n{}",
-        random_family_spec("gpt2", 9)
-    ));
-    let training: String = corpus.chars().take(100_000).collect();
-    let bpe = bpe_spec
-        .data
-        .tokenizer
-        .make(&training, &training)
-        .expect("BPE trains");
-    let mut bpe_texts = char_texts.clone();
-    bpe_texts.push("naïve café — 東京 🙂\tend\r\n".into());
+    let (bpe_spec, bpe, bpe_texts) = bpe_case("gpt2", &char_texts);
     write_export_case(
         dir.path(),
         "gpt2-bpe",
@@ -492,45 +378,6 @@ fn exported_gpt2(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// `gptbuild ARGS`: (exit code, stdout, stderr).
-fn gptbuild(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_gptbuild"))
-        .args(args)
-        .output()
-        .expect("gptbuild runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// `gptbuild export CHECKPOINT --format hf --out OUT`: (exit code, stderr).
-fn export_hf(checkpoint: &Path, out: &Path) -> (i32, String) {
-    let (code, _, stderr) = gptbuild(&[
-        "export",
-        checkpoint.to_str().unwrap(),
-        "--format",
-        "hf",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    (code, stderr)
-}
-
-/// Nothing at `out`, and no staging directory beside it.
-fn assert_nothing_written(out: &Path) {
-    assert!(!out.exists(), "{} was written", out.display());
-    let parent = out.parent().expect("a parent");
-    let debris: Vec<_> = std::fs::read_dir(parent)
-        .expect("readable")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".partial"))
-        .collect();
-    assert!(debris.is_empty(), "staging left behind: {debris:?}");
-}
-
 #[test]
 fn bad_transformers_directories_are_one_error_naming_the_file_and_field() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -653,7 +500,7 @@ fn a_spec_of_no_family_is_refused_naming_the_field_and_nothing_is_written() {
         let spec = spec_from(&yaml);
         let path = dir.path().join("model.safetensors");
         trained_like(&spec, &vocab, 0, &path);
-        let (code, stderr) = export_hf(&path, &out);
+        let (code, stderr) = export("hf", &path, &out);
         assert_eq!(code, 1, "{stderr}");
         assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
         assert!(stderr.contains(says), "expected {says:?}: {stderr}");
@@ -665,7 +512,7 @@ fn a_spec_of_no_family_is_refused_naming_the_field_and_nothing_is_written() {
     trained_like(&spec, &vocab, 0, &path);
     let blocker = dir.path().join("a-file");
     std::fs::write(&blocker, "").unwrap();
-    let (code, stderr) = export_hf(&path, &blocker.join("out"));
+    let (code, stderr) = export("hf", &path, &blocker.join("out"));
     assert_eq!((code, stderr.lines().count()), (1, 1), "{stderr}");
     assert!(std::fs::metadata(&blocker).unwrap().is_file());
 }

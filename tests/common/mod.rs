@@ -90,5 +90,6 @@ pub fn build(spec: &Spec, seed: i64) -> (VarStore, Gpt) {
 pub fn load_spec(path: &Path) -> Spec {
     Spec::load(path).unwrap_or_else(|e| panic!("{} should load: {e}", path.display()))
 }
+pub mod families;
 pub mod random_spec;
 pub mod tolerance;

@@ -48,6 +48,22 @@ pub const BF16: Format = Format {
     ulps: 1.0,
 };
 
+/// fp16 (11 significant bits): epsilon 2⁻¹⁰. llama.cpp's CPU products with f16 weights round
+/// their activations to f16 too, and its GELU reads an f16 table: about one epsilon per layer,
+/// relative to the scale, as bf16's.
+pub const F16: Format = Format {
+    epsilon: 1.0 / 1024.0,
+    ulps: 1.0,
+};
+
+/// Q8_0 (llama.cpp's 8-bit blocks): a product with Q8_0 weights quantizes its activations to
+/// Q8_0 as well, each value off by up to half a step of its block, 1/254 of the block's largest;
+/// epsilon is one step, 1/127 of it, one unit per layer.
+pub const Q8_0: Format = Format {
+    epsilon: 1.0 / 127.0,
+    ulps: 1.0,
+};
+
 /// Layers a model's logits go through: the embedding, every block, the head.
 pub fn model_depth(n_layer: i64) -> f64 {
     (n_layer + 2) as f64

@@ -33,6 +33,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer, decoders, models
 from transformers.utils import logging as transformers_logging
+
+from cases import run_cases
 from transformers import (AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel,
                           LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast)
 
@@ -136,23 +138,7 @@ def main(argv):
             if line.strip():
                 print("made", make(directory, json.loads(line)), flush=True)
         return 0
-    options = dict(zip(argv[3::2], argv[4::2]))
-    how = options.get("--mutate")
-    names = sorted(p.name[: -len(".case.json")] for p in directory.glob("*.case.json"))
-    if "--only" in options:
-        names = [n for n in names if n == options["--only"]]
-    if not names:
-        print(f"FAIL no cases (*.case.json) in {directory}")
-        return 1
-    failures = 0
-    for name in names:
-        try:
-            passed, detail = check(directory, name, how)
-        except Exception as error:  # a case that cannot be loaded fails; go on with the others
-            passed, detail = False, f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
-        failures += not passed
-        print(f"{'ok  ' if passed else 'FAIL'} {name}  {detail}", flush=True)
-    return 1 if failures else 0
+    return run_cases(argv[2:], lambda d, name, options: check(d, name, options.get("--mutate")))
 
 
 if __name__ == "__main__":
