@@ -248,6 +248,23 @@ fn gguf_exports_are_what_llama_cpp_reads_computes_tokenizes_and_generates() {
         );
         cases += 1;
     }
+    // Llama with biases on q, k, v and the output projection (transformers' attention_bias).
+    let biased = random_family_spec("llama", 0).replace(
+        "qkv_bias: false, projection_bias: false",
+        "qkv_bias: true, projection_bias: true",
+    );
+    assert!(biased.contains("qkv_bias: true"), "{biased}");
+    write_case(
+        dir.path(),
+        "llama-attention-bias",
+        &spec_from(&biased),
+        &vocab,
+        &char_texts,
+        10,
+        TensorType::F32,
+        Mutation::None,
+    );
+    cases += 1;
     let (bpe_spec, bpe, bpe_texts) = bpe_case("llama", &char_texts);
     write_case(
         dir.path(),
