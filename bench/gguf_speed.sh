@@ -22,9 +22,11 @@ spec["name"] = "gguf-speed"
 spec["model"]["head_bias"] = False
 spec["training"].update(max_iters=1, eval_interval=1, eval_iters=1, val_eval="batches")
 spec["training"].pop("max_minutes", None)
+spec["training"].pop("schedule", None)
 yaml.safe_dump(spec, open(f"{sys.argv[1]}/spec.yaml", "w"))
 PY
-"$gptbuild" run "$work/spec.yaml" --data "$data" --runs-dir "$work/runs" > /dev/null
+"$gptbuild" run "$work/spec.yaml" --data "$data" --runs-dir "$work/runs" > "$work/run.log" 2>&1 \
+  || { cat "$work/run.log" >&2; exit 1; }
 checkpoint=$(ls -d "$work"/runs/gguf-speed/*/)model.safetensors
 for type in f32 bf16 q8_0; do
   "$gptbuild" export "$checkpoint" --format gguf --type "$type" --out "$work/model-$type.gguf" > /dev/null
