@@ -251,18 +251,22 @@ fn architecture_yaml(spec: &Spec) -> String {
 /// architecture (up to the dropouts, `init` and `fused`) and the same tokenizer; the error names the first
 /// field that differs.
 pub fn init_from(path: &Path, vs: &VarStore, spec: &Spec, tokenizer: &dyn Tokenizer) -> Result<()> {
-    let loaded = load(path, vs.device())?;
+    // Read on the CPU: copying into `vs` moves the weights to its device, one model's worth.
+    let loaded = load(path, Device::Cpu)?;
     let bad = |message: String| checkpoint_error(path, message);
     let (ours, theirs) = (architecture_yaml(spec), architecture_yaml(&loaded.spec));
     if let Some(difference) = crate::train::replicas::first_difference(&theirs, &ours) {
         return Err(bad(format!(
-            "training.init_from: the checkpoint's model has model.{} = {}, this spec {};              start from the model section it was trained (or imported) with",
+            "training.init_from: the checkpoint's model has model.{} = {}, this spec has {}; \
+             start from the model section it was trained (or imported) with",
             difference.field, difference.first, difference.here
         )));
     }
     if loaded.tokenizer.stored() != tokenizer.stored() {
         return Err(bad(
-            "training.init_from: the checkpoint's tokenizer is not the one data.tokenizer makes;              use the tokenizer it was trained with (an imported model's: `kind: file` with its              tokenizer.json)"
+            "training.init_from: the checkpoint's tokenizer is not the one data.tokenizer makes; \
+             use the tokenizer it was trained with (an imported model's: `kind: file` with its \
+             tokenizer.json)"
                 .into(),
         ));
     }

@@ -128,7 +128,9 @@ impl TensorType {
 fn quantize_q8_0(blocks: &Tensor) -> (Tensor, Tensor) {
     let scales = blocks.abs().amax([1].as_slice(), false) / 127.0;
     let inverse = scales.reciprocal().nan_to_num(0.0, Some(0.0), Some(0.0));
-    let quants = (blocks * inverse.unsqueeze(1)).round().to_kind(Kind::Int8);
+    // roundf: halves away from zero (libtorch's round takes them to even).
+    let scaled = blocks * inverse.unsqueeze(1);
+    let quants = (scaled.sign() * (scaled.abs() + 0.5).floor()).to_kind(Kind::Int8);
     (scales, quants)
 }
 

@@ -72,9 +72,14 @@ pub fn export(loaded: &LoadedModel, checkpoint: &Path, out: &Path) -> Result<Arc
         StoredTokenizer::HuggingFace(json) => json,
     };
     let sampling = &loaded.spec.sampling;
-    let mut generation = json!({"do_sample": true, "temperature": sampling.temperature});
-    if let Some(top_k) = sampling.top_k {
-        generation["top_k"] = json!(top_k);
+    // transformers samples from the 50 likeliest tokens unless told otherwise: 0 is "all of them".
+    let mut generation = json!({
+        "do_sample": true,
+        "temperature": sampling.temperature,
+        "top_k": sampling.top_k.unwrap_or(0),
+    });
+    if let Some(top_p) = sampling.top_p {
+        generation["top_p"] = json!(top_p);
     }
     let files: Vec<(&str, Vec<u8>)> = vec![
         (CONFIG_FILE, pretty(&config_json(&arch))),
@@ -176,10 +181,12 @@ pub fn architecture_of_config(config: &Value, path: &Path) -> Result<Architectur
         }
     };
     let size_or = |key: &str, default: i64| -> Result<i64> {
-        if present(key).is_some() {
-            size(key)
-        } else {
-            Ok(default)
+        match present(key) {
+            Some(_) => size(key),
+            None if default > 0 => Ok(default),
+            None => Err(bad(format!(
+                "`{key}` is missing, and the sizes it defaults from give {default}"
+            ))),
         }
     };
     let number_or = |key: &str, default: f64| -> Result<f64> {
@@ -300,7 +307,7 @@ pub fn architecture_of_config(config: &Value, path: &Path) -> Result<Architectur
                 n_head,
                 n_kv_head: n_head,
                 head_size: n_embd / n_head,
-                hidden_size: size_or("n_inner", 4 * n_embd)?,
+                hidden_size: size_or("n_inner", n_embd.saturating_mul(4))?,
                 norm_eps: number_or("layer_norm_epsilon", 1e-5)?,
                 rope_theta: 0.0,
                 activation: activation.to_string(),
@@ -398,15 +405,19 @@ pub fn import(dir: &Path, out: &Path, block_size: Option<i64>) -> Result<Importe
         ));
     }
 
-    let mut weights = read_weights(dir)?;
     let name = dir
         .canonicalize()
         .ok()
         .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "imported".into());
+    // The tokenizer's path absolute, so the spec works from any directory; JSON strings are YAML.
+    let tokenizer_out = std::path::absolute(out.join(TOKENIZER_FILE))
+        .map_err(Error::io(format!("resolving {}", out.display())))?;
+    let quoted = |text: &str| serde_json::to_string(text).unwrap_or_default();
     let spec_yaml = format!(
-        "name: {name:?}\ndata:\n  tokenizer: {{kind: file, path: {:?}}}\n{}",
-        out.join(TOKENIZER_FILE).display().to_string(),
+        "name: {}\ndata:\n  tokenizer: {{kind: file, path: {}}}\n{}",
+        quoted(&name),
+        quoted(&tokenizer_out.to_string_lossy()),
         arch.model_yaml()
     );
     let spec = Spec::from_yaml(&spec_yaml).map_err(|e| {
@@ -415,6 +426,11 @@ pub fn import(dir: &Path, out: &Path, block_size: Option<i64>) -> Result<Importe
             format!("its sizes make no gptbuild spec: {e}"),
         )
     })?;
+    // Before reading gigabytes of weights or allocating the model: does it fit?
+    crate::resources::MemoryEstimate::weights(&spec.model, arch.vocab_size)
+        .check(Device::Cpu)
+        .map_err(|e| bad(config_path.clone(), e.to_string()))?;
+    let mut weights = read_weights(dir)?;
 
     let var_store = VarStore::new(Device::Cpu);
     Gpt::try_new(&var_store.root(), &spec, arch.vocab_size)
@@ -442,12 +458,7 @@ pub fn import(dir: &Path, out: &Path, block_size: Option<i64>) -> Result<Importe
             let found = weights.remove(theirs);
             found
                 .or_else(|| weights.remove(without_prefix(theirs)))
-                .ok_or_else(|| {
-                    bad(
-                        dir.join(WEIGHTS_FILE),
-                        format!("tensor `{theirs}` is missing"),
-                    )
-                })
+                .ok_or_else(|| bad(weights_path(dir), format!("tensor `{theirs}` is missing")))
         };
         let (source, value) = match stored {
             Stored::Renamed(theirs) => take(&theirs)?,
@@ -466,11 +477,14 @@ pub fn import(dir: &Path, out: &Path, block_size: Option<i64>) -> Result<Importe
                 let mut source = dir.join(WEIGHTS_FILE);
                 for (theirs, rows) in &parts {
                     let (file, t) = take(theirs)?;
-                    if t.size().first() != Some(rows) {
+                    // Each part has the model's columns: only then can they be stacked.
+                    let mut expected = var.size();
+                    expected[0] = *rows;
+                    if t.size() != expected {
                         return Err(bad(
                             file,
                             format!(
-                                "tensor `{theirs}` is {:?}; config.json's sizes give {rows} rows",
+                                "tensor `{theirs}` is {:?}; config.json's sizes give {expected:?}",
                                 t.size()
                             ),
                         ));
@@ -536,6 +550,16 @@ pub fn import(dir: &Path, out: &Path, block_size: Option<i64>) -> Result<Importe
         spec_path: out.join(SPEC_FILE),
         checkpoint_path: out.join(WEIGHTS_FILE),
     })
+}
+
+/// What names the directory's weights in errors: the shards' index, else the one file.
+fn weights_path(dir: &Path) -> PathBuf {
+    let index = dir.join(WEIGHTS_INDEX_FILE);
+    if index.exists() {
+        index
+    } else {
+        dir.join(WEIGHTS_FILE)
+    }
 }
 
 /// Every tensor of the directory's safetensors file or shards, as fp32, with the file it came from.
@@ -611,8 +635,7 @@ fn staging_dir(out: &Path) -> Result<PathBuf> {
         .ok_or_else(|| Error::Usage(format!("--out {} names no directory", out.display())))?;
     let staging = out.with_file_name(format!(".{name}.partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging)
-        .map_err(Error::io(format!("creating {}", staging.display())))?;
+    std::fs::create_dir(&staging).map_err(Error::io(format!("creating {}", staging.display())))?;
     Ok(staging)
 }
 

@@ -59,7 +59,10 @@ pub fn contents(
     tensor_type: TensorType,
 ) -> std::result::Result<(Metadata, Vec<TensorEntry>), String> {
     let mut metadata = model_metadata(arch, loaded.spec.name(), tensor_type);
-    metadata.extend(tokenizer_metadata(&loaded.tokenizer.stored())?);
+    metadata.extend(tokenizer_metadata(
+        &loaded.tokenizer.stored(),
+        loaded.tokenizer.vocab_size(),
+    )?);
     Ok((metadata, tensors(arch, loaded, tensor_type)?))
 }
 
@@ -154,12 +157,16 @@ pub fn byte_stand_in(byte: u8) -> char {
 /// merges in rank order) for a BPE `tokenizer.json` and for the character vocabulary (each
 /// character its own token, no merges: every character must be one byte, since llama.cpp's BPE
 /// reads text as bytes).
-pub fn tokenizer_metadata(stored: &StoredTokenizer) -> std::result::Result<Metadata, String> {
+pub fn tokenizer_metadata(
+    stored: &StoredTokenizer,
+    vocab_size: usize,
+) -> std::result::Result<Metadata, String> {
     let GgufVocabulary {
         tokens,
         types,
         merges,
         pre,
+        end_of_text,
     } = match stored {
         StoredTokenizer::Characters(chars) => {
             let wide: BTreeSet<char> = chars.chars().filter(|c| c.len_utf8() > 1).collect();
@@ -180,12 +187,13 @@ pub fn tokenizer_metadata(stored: &StoredTokenizer) -> std::result::Result<Metad
                 tokens,
                 merges: Vec::new(),
                 pre: "default",
+                end_of_text: None,
             }
         }
         StoredTokenizer::HuggingFace(json) => {
             let parsed: Json =
                 serde_json::from_str(json).map_err(|e| format!("data.tokenizer: {e}"))?;
-            byte_level_bpe(&parsed)?
+            byte_level_bpe(&parsed, vocab_size)?
         }
     };
     let mut keys = vec![
@@ -207,6 +215,12 @@ pub fn tokenizer_metadata(stored: &StoredTokenizer) -> std::result::Result<Metad
             Value::Array(merges.into_iter().map(Value::String).collect()),
         ),
     ];
+    // Without these keys llama.cpp takes token 11 for both: name the vocabulary's own, if any.
+    if let Some(id) = end_of_text {
+        for key in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.bos_token_id"] {
+            keys.push((key.to_string(), Value::U32(id as u32)));
+        }
+    }
     keys.push((
         "tokenizer.ggml.add_bos_token".to_string(),
         Value::Bool(false),
@@ -225,55 +239,66 @@ struct GgufVocabulary {
     types: Vec<i32>,
     merges: Vec<String>,
     pre: &'static str,
+    /// The special token generation ends at (GPT-2's `<|endoftext|>`), if the vocabulary has one.
+    end_of_text: Option<u64>,
 }
 
 /// The vocabulary of a byte-level BPE `tokenizer.json`.
-fn byte_level_bpe(tokenizer: &Json) -> std::result::Result<GgufVocabulary, String> {
+fn byte_level_bpe(
+    tokenizer: &Json,
+    vocab_size: usize,
+) -> std::result::Result<GgufVocabulary, String> {
     let model = &tokenizer["model"];
-    let byte_level = |part: &Json| {
-        part["type"] == "ByteLevel"
-            || part["pretokenizers"]
-                .as_array()
-                .is_some_and(|all| all.iter().any(|p| p["type"] == "ByteLevel"))
-    };
-    if model["type"] != "BPE" || !byte_level(&tokenizer["pre_tokenizer"]) {
+    // llama.cpp's "gpt-2" pre-tokenizer is GPT-2's regex, then bytes as printable stand-ins:
+    // exactly a lone ByteLevel step with its regex and no prefix space, and no normaliser.
+    let pre = &tokenizer["pre_tokenizer"];
+    let gpt2_byte_level = pre["type"] == "ByteLevel"
+        && pre["use_regex"].as_bool().unwrap_or(true)
+        && !pre["add_prefix_space"].as_bool().unwrap_or(false)
+        && tokenizer["normalizer"].is_null();
+    if model["type"] != "BPE" || !gpt2_byte_level {
         return Err(format!(
-            "data.tokenizer: llama.cpp reads byte-level BPE (GPT-2's) and single-byte \
-             characters; this tokenizer.json is a {} model with a {} pre-tokenizer",
+            "data.tokenizer: llama.cpp reads GPT-2's byte-level BPE (a lone ByteLevel \
+             pre-tokenizer with its regex, no prefix space, no normaliser) and single-byte \
+             characters; this tokenizer.json is a {} model with a {} pre-tokenizer{}",
             model["type"].as_str().unwrap_or("?"),
-            tokenizer["pre_tokenizer"]["type"]
-                .as_str()
-                .unwrap_or("missing")
+            pre["type"].as_str().unwrap_or("missing"),
+            if tokenizer["normalizer"].is_null() {
+                ""
+            } else {
+                " and a normaliser"
+            }
         ));
     }
     let vocab = model["vocab"]
         .as_object()
         .ok_or("data.tokenizer: the BPE model has no vocab")?;
-    let mut tokens = vec![None; vocab.len()];
-    let mut types = vec![1i32; vocab.len()];
-    let mut place =
-        |token: &str, id: Option<u64>, control: bool| -> std::result::Result<(), String> {
-            let id = id.ok_or(format!("data.tokenizer: token {token:?} has no id"))? as usize;
-            if id >= tokens.len() {
-                tokens.resize(id + 1, None);
-                types.resize(id + 1, 1);
-            }
-            tokens[id] = Some(token.to_string());
-            if control {
-                types[id] = 3;
-            }
-            Ok(())
-        };
+    let mut tokens = vec![None; vocab_size];
+    let mut types = vec![1i32; vocab_size];
+    // Token types: 1 normal, 3 control (special tokens), 4 user-defined (added, kept whole).
+    let mut place = |token: &str, id: Option<u64>, kind: i32| -> std::result::Result<(), String> {
+        let id = id.ok_or(format!("data.tokenizer: token {token:?} has no id"))?;
+        let slot = usize::try_from(id)
+            .ok()
+            .filter(|&i| i < vocab_size)
+            .ok_or(format!(
+            "data.tokenizer: token {token:?} has id {id}, beyond the model's {vocab_size} tokens"
+        ))?;
+        tokens[slot] = Some(token.to_string());
+        types[slot] = kind;
+        Ok(())
+    };
     for (token, id) in vocab {
-        place(token, id.as_u64(), false)?;
+        place(token, id.as_u64(), 1)?;
     }
+    let mut end_of_text = None;
     for added in tokenizer["added_tokens"].as_array().into_iter().flatten() {
         let content = added["content"].as_str().unwrap_or_default();
-        place(
-            content,
-            added["id"].as_u64(),
-            added["special"].as_bool().unwrap_or(false),
-        )?;
+        let special = added["special"].as_bool().unwrap_or(false);
+        place(content, added["id"].as_u64(), if special { 3 } else { 4 })?;
+        if special && end_of_text.is_none() {
+            end_of_text = added["id"].as_u64();
+        }
     }
     let tokens = tokens
         .into_iter()
@@ -300,6 +325,7 @@ fn byte_level_bpe(tokenizer: &Json) -> std::result::Result<GgufVocabulary, Strin
         types,
         merges,
         pre: "gpt-2",
+        end_of_text,
     })
 }
 
@@ -474,4 +500,79 @@ pub fn tensor_names(arch: &Architecture) -> Vec<(String, String, Transform)> {
         ));
     }
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A byte-level BPE `tokenizer.json` of `vocab` (token → id) with `extra` JSON fields.
+    fn bpe_json(vocab: &str, added: &str, pre: &str, normalizer: &str) -> StoredTokenizer {
+        StoredTokenizer::HuggingFace(format!(
+            r#"{{"normalizer": {normalizer}, "pre_tokenizer": {pre}, "added_tokens": [{added}],
+                "model": {{"type": "BPE", "vocab": {{{vocab}}}, "merges": ["a b"]}}}}"#
+        ))
+    }
+
+    const BYTE_LEVEL: &str =
+        r#"{"type": "ByteLevel", "add_prefix_space": false, "use_regex": true}"#;
+
+    fn keys(metadata: &Metadata) -> Vec<&str> {
+        metadata.iter().map(|(k, _)| k.as_str()).collect()
+    }
+
+    #[test]
+    fn a_special_end_of_text_token_is_named_and_added_tokens_keep_their_types() {
+        let stored = bpe_json(
+            r#""a": 0, "b": 1, "ab": 2"#,
+            r#"{"id": 3, "content": "<|endoftext|>", "special": true},
+               {"id": 4, "content": "<user>", "special": false}"#,
+            BYTE_LEVEL,
+            "null",
+        );
+        let metadata = tokenizer_metadata(&stored, 5).unwrap();
+        let value = |key: &str| {
+            metadata
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(value("tokenizer.ggml.eos_token_id"), Some(Value::U32(3)));
+        assert_eq!(
+            value("tokenizer.ggml.token_type"),
+            Some(Value::Array([1, 1, 1, 3, 4].map(Value::I32).to_vec()))
+        );
+        // The character vocabulary has no such token: llama.cpp's default stands.
+        let chars = tokenizer_metadata(&StoredTokenizer::Characters("\n ab".into()), 4).unwrap();
+        assert!(!keys(&chars).contains(&"tokenizer.ggml.eos_token_id"));
+    }
+
+    #[test]
+    fn tokenizers_llama_cpp_would_split_otherwise_are_refused() {
+        let vocab = r#""a": 0, "b": 1"#;
+        for (pre, normalizer, says) in [
+            (
+                r#"{"type": "Metaspace"}"#,
+                "null",
+                "Metaspace pre-tokenizer",
+            ),
+            (
+                r#"{"type": "ByteLevel", "add_prefix_space": true}"#,
+                "null",
+                "no prefix space",
+            ),
+            (BYTE_LEVEL, r#"{"type": "NFC"}"#, "and a normaliser"),
+        ] {
+            let error = tokenizer_metadata(&bpe_json(vocab, "", pre, normalizer), 2).unwrap_err();
+            assert!(error.contains(says), "{error}");
+        }
+        let beyond = bpe_json(
+            vocab,
+            r#"{"id": 4000000000, "content": "x", "special": true}"#,
+            BYTE_LEVEL,
+            "null",
+        );
+        let error = tokenizer_metadata(&beyond, 2).unwrap_err();
+        assert!(error.contains("beyond the model's 2 tokens"), "{error}");
+    }
 }

@@ -188,7 +188,8 @@ impl<'a> Trainer<'a> {
         if spec.training.init_from.is_some() {
             // Silently starting from fresh weights would train something else than asked.
             return Err(crate::error::Error::Usage(
-                "training.init_from: Trainer::for_spec starts from fresh weights; `gptbuild run`                  starts from the checkpoint"
+                "training.init_from: Trainer::for_spec starts from fresh weights; `gptbuild run` \
+                 starts from the checkpoint"
                     .into(),
             ));
         }

@@ -307,9 +307,10 @@ fn start_or_resume<'d>(
     if options.resume {
         eprintln!("nothing to resume for {}: starting a new run", spec.name());
     }
+    // The model first: a checkpoint `init_from` cannot start from leaves no empty run behind.
+    let trainer = fresh_trainer(spec, tokenizer, dataset, device)?;
     let dir = run_dir::create(&runs_root, spec.name())?;
     let lock = run_dir::lock(&dir)?;
-    let trainer = fresh_trainer(spec, tokenizer, dataset, device)?;
     Ok((dir, lock, trainer, Metrics::new()))
 }
 
