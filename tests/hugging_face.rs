@@ -623,7 +623,9 @@ fn fine_tuning_starts_from_the_imported_weights_and_learns() {
         "{stderr}"
     );
     // The refused run left no run directory behind: the two runs above are all there is.
-    let runs = std::fs::read_dir(dir.path().join("runs/finetune")).unwrap().count();
+    let runs = std::fs::read_dir(dir.path().join("runs/finetune"))
+        .unwrap()
+        .count();
     assert_eq!(runs, 2, "a refused run left a directory");
 }
 
